@@ -1,0 +1,109 @@
+"""Command-line front ends of ``tools/*.py``: argument parsing mapped onto the Config.
+
+The flags are PaddleSeg's (``--config``, ``--iters``, ``--batch_size``, ``--learning_rate``,
+``--save_dir``, ``--opts key=value``...). A flag given on the command line overrides the YAML
+through the same type-checked path as ``--opts``.
+"""
+import argparse
+import json
+import os
+import sys
+
+__all__ = ["train_main", "eval_main"]
+
+# flag -> config key path; the flag's value goes through apply_opts (type-checked).
+_TRAIN_FLAGS = {
+    "iters": "iters", "batch_size": "batch_size", "learning_rate": "lr_scheduler.learning_rate",
+    "save_dir": "save_dir", "save_interval": "save_interval", "seed": "seed", "device": "device",
+    "num_workers": "num_workers", "keep_checkpoint_max": "keep_checkpoint_max",
+    "log_iters": "log_iters", "accumulate_steps": "accumulate_steps",
+    "eval_interval": "eval_interval",
+}
+
+
+def _load(args, flags):
+    from paddle_fcn.config import ConfigError, load_config
+    opts = list(args.opts or [])
+    for flag, key in flags.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            opts.append(f"{key}={value}")
+    try:
+        return load_config(args.config, opts)
+    except (ConfigError, FileNotFoundError) as e:
+        sys.exit(f"error: {e}")
+
+
+def _train_parser():
+    p = argparse.ArgumentParser(description="Train an FCN (one YAML = one experiment).")
+    p.add_argument("--config", required=True, help="experiment YAML, e.g. configs/quickstart.yml")
+    for flag in ("iters", "batch_size", "save_interval", "seed", "num_workers",
+                 "keep_checkpoint_max", "log_iters", "accumulate_steps", "eval_interval"):
+        p.add_argument(f"--{flag}", type=int)
+    p.add_argument("--learning_rate", type=float)
+    p.add_argument("--save_dir")
+    p.add_argument("--device", choices=["auto", "cpu", "gpu"])
+    p.add_argument("--resume_model", help="a checkpoint (iter_N) or a run directory (its newest)")
+    p.add_argument("--do_eval", action="store_true", default=None,
+                   help="evaluate during training (config: do_eval)")
+    p.add_argument("--use_vdl", action="store_true", default=None,
+                   help="log to VisualDL (config: use_vdl)")
+    p.add_argument("--no_progress", action="store_true", help="no progress bar")
+    p.add_argument("--opts", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="override any config key, e.g. train_dataset.dataset_root=/data/VOC2012")
+    return p
+
+
+def train_main(argv=None):
+    """``tools/train.py``: returns the process exit code."""
+    args = _train_parser().parse_args(argv)
+    flags = dict(_TRAIN_FLAGS, do_eval="do_eval", use_vdl="use_vdl")
+    cfg = _load(args, flags)
+    from paddle_fcn.engine.trainer import TrainingDiverged, train
+    try:
+        summary = train(cfg, resume_model=args.resume_model, progress=not args.no_progress)
+    except TrainingDiverged as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    best = "n/a" if summary.best_mIoU is None else f"{summary.best_mIoU:.4f}"
+    print(f"done: {summary.iterations} iterations in {summary.seconds:.0f} s; best mIoU {best} "
+          f"(iter {summary.best_iter}); outputs in {summary.save_dir}")
+    return 0
+
+
+def _eval_parser():
+    p = argparse.ArgumentParser(description="Evaluate a trained FCN on the validation split.")
+    p.add_argument("--config", required=True)
+    p.add_argument("--model_path", required=True,
+                   help="model.pdparams, a best_model/ or checkpoint directory")
+    p.add_argument("--save_dir", help="write metrics.json here")
+    p.add_argument("--device", choices=["auto", "cpu", "gpu"])
+    p.add_argument("--is_slide", action="store_true", default=None)
+    p.add_argument("--crop_size", type=int, nargs=2, metavar=("W", "H"))
+    p.add_argument("--stride", type=int, nargs=2, metavar=("W", "H"))
+    p.add_argument("--flip_horizontal", action="store_true", default=None)
+    p.add_argument("--scales", type=float, nargs="+")
+    p.add_argument("--opts", nargs="*", default=[], metavar="KEY=VALUE")
+    return p
+
+
+def eval_main(argv=None):
+    """``tools/eval.py``: prints the metrics table, writes ``metrics.json``; exit code."""
+    args = _eval_parser().parse_args(argv)
+    flags = {"device": "device", "is_slide": "test_config.is_slide",
+             "flip_horizontal": "test_config.flip_horizontal"}
+    for name in ("crop_size", "stride", "scales"):
+        value = getattr(args, name)
+        if value is not None:
+            args.opts.append(f"test_config.{name}={json.dumps(value)}")
+    cfg = _load(args, flags)
+    from paddle_fcn.engine.evaluate import run_eval
+    metrics = run_eval(cfg, args.model_path)
+    model_dir = args.model_path if os.path.isdir(args.model_path) else os.path.dirname(
+        os.path.abspath(args.model_path))
+    out = args.save_dir or model_dir
+    from paddle_fcn.engine.checkpoint import atomic_write_text
+    path = os.path.join(out, "metrics.json")
+    atomic_write_text(json.dumps(metrics, indent=2), path)
+    print(f"metrics written to {path}")
+    return 0

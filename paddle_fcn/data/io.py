@@ -1,0 +1,172 @@
+"""Reading images and label maps, writing VOC palette label PNGs.
+
+Images are decoded with OpenCV and returned as RGB uint8 ``HW3``. Labels are decoded with
+Pillow, because OpenCV expands a palette PNG to its colours and the class indices are lost.
+Every failure is a ``DataError`` (a ``ValueError``) that names the file and says what to do.
+EXIF orientation is ignored on purpose: VOC labels are stored unrotated, and rotating only
+the image would misalign the pair.
+"""
+import io
+import os
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from paddle_fcn.data.palette import color_map, match_voc_colors
+
+__all__ = ["DataError", "read_image", "read_image_with_notes", "read_label", "write_label",
+           "write_image", "load_label_array", "colour_mask_message"]
+
+_VOC_PALETTE = color_map(256).flatten().tolist()
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_END = b"IEND\xaeB`\x82"  # IEND chunk type + its CRC
+
+
+class DataError(ValueError):
+    """A data set file or list is missing, unreadable or holds values that cannot be used."""
+
+
+def _read_bytes(path, what):
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise DataError(
+            f"{what} file not found: {path}; check dataset_root and the split/list file entry"
+        )
+    with open(path, "rb") as f:
+        data = f.read()
+    if not data:
+        raise DataError(f"{what} file is empty (0 bytes): {path}; re-copy or re-download it")
+    if data.startswith(_PNG_SIGNATURE) and _PNG_END not in data[-64:]:
+        # Pillow decodes a PNG cut inside its last chunk without complaint; the IEND chunk
+        # that closes every complete PNG is missing then.
+        raise DataError(f"{what} file {path} is a truncated PNG (no IEND chunk at the end); "
+                        f"re-copy or re-download it")
+    return data
+
+
+def read_image_with_notes(path):
+    """Read an image as RGB uint8 ``HW3`` and list the conversions applied.
+
+    Grayscale is repeated to 3 channels, the alpha channel of RGBA is dropped and 16-bit
+    images are scaled to 8 bits (``round(v / 257)``, 65535 -> 255, never clipped). The notes
+    are short strings such as ``"16-bit scaled to 8-bit"`` (used by ``check_dataset``).
+    """
+    data = _read_bytes(path, "image")
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise DataError(
+            f"cannot decode image {path} ({len(data)} bytes): the file is truncated, corrupt or "
+            f"not an image; re-copy or re-download it, or remove it from the split/list file"
+        )
+    notes = []
+    if img.dtype == np.uint16:
+        img = np.round(img.astype(np.float32) / 257.0).astype(np.uint8)
+        notes.append("16-bit scaled to 8-bit")
+    elif img.dtype != np.uint8:
+        raise DataError(
+            f"image {path} has pixel type {img.dtype}; only 8- and 16-bit images are supported, "
+            f"convert it to an 8-bit JPEG/PNG"
+        )
+    if img.ndim == 2 or img.shape[2] == 1:
+        img = np.repeat(img.reshape(img.shape[0], img.shape[1], 1), 3, axis=2)
+        notes.append("grayscale converted to RGB")
+    elif img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+        notes.append("RGBA converted to RGB (alpha dropped)")
+    elif img.shape[2] == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    else:
+        raise DataError(f"image {path} has {img.shape[2]} channels; expected 1, 3 or 4")
+    return np.ascontiguousarray(img), notes
+
+
+def read_image(path):
+    """Read an image file as RGB uint8 ``HW3`` (see ``read_image_with_notes``)."""
+    return read_image_with_notes(path)[0]
+
+
+def load_label_array(path):
+    """Decode a label file as it is stored: ``(array, pillow_mode)``, no interpretation.
+
+    Palette and grayscale PNGs give ``HW`` arrays, colour masks ``HW3``/``HW4``. Raises
+    DataError for a missing or undecodable file. ``read_label`` builds on this.
+    """
+    data = _read_bytes(path, "label")
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            mode = im.mode
+            arr = np.array(im)
+    except (OSError, SyntaxError, ValueError) as e:
+        raise DataError(
+            f"cannot decode label {path}: {e}; the file is truncated or corrupt, re-copy it"
+        ) from None
+    if mode == "1":
+        arr = arr.astype(np.uint8)
+    return arr, mode
+
+
+def colour_mask_message(path, arr):
+    """Why a multi-channel label ``arr`` read from ``path`` is unusable and how to fix it."""
+    rgb = arr[..., :3]
+    if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
+        return (f"label {path} is a 3-channel image whose channels are equal (a grayscale index "
+                f"map saved as RGB); save it as a single-channel 8-bit or palette PNG")
+    if match_voc_colors(rgb, num_classes=256) == 1.0:
+        hint = ("its colours match the VOC colour map: convert it to class indices with "
+                "paddle_fcn.data.palette.rgb_to_label and save with paddle_fcn.data.write_label")
+    else:
+        hint = ("convert it to class indices (one uint8 value per pixel: 0..num_classes-1, "
+                "255 = ignore) and save it as a palette or grayscale PNG")
+    return f"label {path} is an RGB colour mask, not class indices; {hint}"
+
+
+def read_label(path):
+    """Read a label map as uint8 ``HW`` class indices (255 = ignore).
+
+    Accepts palette PNGs (VOC ``SegmentationClass``; the index is read, never the colour),
+    8-bit grayscale PNGs (SBD ``SegmentationClassAug``), 1-bit masks (0/1) and 16-bit
+    grayscale with values <= 255. A colour mask raises DataError saying how to convert it.
+    """
+    arr, mode = load_label_array(path)
+    if arr.ndim == 3:
+        raise DataError(colour_mask_message(path, arr))
+    if arr.dtype != np.uint8:
+        if arr.size and (arr.min() < 0 or arr.max() > 255):
+            raise DataError(
+                f"label {path} ({mode}) holds values {arr.min()}..{arr.max()}; class indices "
+                f"must fit 0..255 (255 = ignore): save it as an 8-bit palette/grayscale PNG"
+            )
+        arr = arr.astype(np.uint8)
+    return np.ascontiguousarray(arr)
+
+
+def write_label(path, label):
+    """Write a class-index map ``HW`` (values 0..255) as a VOC palette PNG.
+
+    The indices are stored as-is (``read_label`` returns them exactly); the VOC colour map is
+    attached as the palette so image viewers show the usual colours.
+    """
+    label = np.asarray(label)
+    if label.ndim != 2 or not np.issubdtype(label.dtype, np.integer):
+        raise ValueError(f"write_label {path}: need an integer HW array, got "
+                         f"{label.dtype} {label.shape}")
+    if label.size and (label.min() < 0 or label.max() > 255):
+        raise ValueError(f"write_label {path}: values {label.min()}..{label.max()} outside 0..255")
+    label = np.ascontiguousarray(label, dtype=np.uint8)
+    im = Image.frombytes("P", (label.shape[1], label.shape[0]), label.tobytes())
+    im.putpalette(_VOC_PALETTE)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    im.save(path, format="PNG")
+
+
+def write_image(path, image, quality=95):
+    """Write an RGB uint8 ``HW3`` image; JPEG for ``.jpg``/``.jpeg``, otherwise by extension."""
+    ext = os.path.splitext(path)[1].lower() or ".png"
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if ext in (".jpg", ".jpeg") else []
+    ok, buf = cv2.imencode(ext, cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2BGR), params)
+    if not ok:
+        raise DataError(f"cannot encode image as {ext} for {path}")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(buf.tobytes())

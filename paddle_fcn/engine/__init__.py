@@ -1,0 +1,1 @@
+"""Training and evaluation engine (see ``trainer.train`` and ``evaluate.evaluate``)."""

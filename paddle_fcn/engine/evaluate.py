@@ -1,0 +1,91 @@
+"""Evaluation over a whole split: one confusion matrix, the paper's four metrics (SPEC §9)."""
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import paddle
+import paddle.distributed as dist
+from tqdm import tqdm
+
+from paddle_fcn.engine.infer import predict_probs
+from paddle_fcn.metrics import ConfusionMatrix, SegMetrics
+
+__all__ = ["EvalResult", "evaluate"]
+
+
+@dataclass
+class EvalResult:
+    """What ``evaluate`` returns.
+
+    ``metrics``: ``SegMetrics`` over the whole split (all ranks). ``samples``: up to
+    ``keep_samples`` tuples ``(image CHW normalised, label HW, prediction HW)`` as numpy arrays,
+    for visualisation. ``seconds``: wall time.
+    """
+    metrics: SegMetrics
+    samples: list = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _shard(n, rank, world):
+    return list(range(rank, n, world))
+
+
+@paddle.no_grad()
+def evaluate(model, dataset, num_classes, test_cfg=None, ignore_index=255, keep_samples=0,
+             progress=True, rank=0, world_size=1):
+    """Evaluate ``model`` on every image of ``dataset`` at its own resolution (batch 1).
+
+    With ``world_size > 1`` each rank evaluates every ``world_size``-th image and the confusion
+    matrices are summed across ranks, so the result equals a single-process evaluation.
+    The model is put in eval mode and restored to its previous mode afterwards.
+    """
+    was_training = model.training
+    model.eval()
+    start = time.time()
+    cm = ConfusionMatrix(num_classes, ignore_index=ignore_index)
+    samples = []
+    indices = _shard(len(dataset), rank, world_size)
+    bar = tqdm(indices, desc="eval", disable=not progress or rank != 0, leave=False)
+    for i in bar:
+        image, label = dataset[i]
+        x = paddle.to_tensor(np.ascontiguousarray(image)[None])
+        pred = predict_probs(model, x, test_cfg).argmax(axis=1)[0].numpy()
+        label = np.asarray(label)
+        cm.update(pred, label)
+        if len(samples) < keep_samples:
+            samples.append((np.asarray(image), label, pred))
+    matrix = cm.matrix
+    if world_size > 1:
+        t = paddle.to_tensor(matrix)
+        dist.all_reduce(t)
+        matrix = t.numpy()
+    total = ConfusionMatrix(num_classes, ignore_index=ignore_index)
+    total.merge(matrix)
+    if was_training:
+        model.train()
+    return EvalResult(metrics=total.compute(), samples=samples, seconds=time.time() - start)
+
+
+def run_eval(cfg, model_path):
+    """``tools/eval.py``: evaluate ``model_path`` on ``cfg.val_dataset``; returns metrics dict.
+
+    Prints the four metrics and the per-class IoU table.
+    """
+    from paddle_fcn.data import build_dataset
+    from paddle_fcn.engine.env import setup_device
+    from paddle_fcn.engine.trainer import num_classes_of
+    from paddle_fcn.models import build_model
+    from paddle_fcn.models.weights import load_model_weights
+
+    if cfg.val_dataset is None:
+        raise ValueError(f"the config has no val_dataset to evaluate on")
+    setup_device(cfg.device)
+    num_classes = num_classes_of(cfg)
+    model = build_model(cfg.model.type, num_classes, **cfg.model.options)
+    load_model_weights(model, model_path)
+    dataset = build_dataset(cfg.val_dataset, model.normalization, num_classes)
+    result = evaluate(model, dataset, num_classes, cfg.test_config,
+                      ignore_index=cfg.val_dataset.ignore_index)
+    print(result.metrics.format_table(dataset.class_names))
+    print(f"{len(dataset)} images in {result.seconds:.1f} s")
+    return result.metrics.to_dict(dataset.class_names)

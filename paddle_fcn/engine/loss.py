@@ -1,0 +1,50 @@
+"""Per-pixel softmax cross-entropy, the FCN training loss (SPEC §8).
+
+The paper sums the loss over all valid pixels (Caffe's ``normalize: false``) and compensates
+with a tiny learning rate (1e-10 for FCN-32s with momentum 0.99); the blog and most toolkits
+average over the valid pixels instead. Both are available through ``reduction``.
+"""
+import paddle
+import paddle.nn.functional as F
+
+__all__ = ["SegmentationLoss"]
+
+
+class SegmentationLoss:
+    """Cross-entropy over ``N x C x H x W`` logits and ``N x H x W`` int64 labels.
+
+    Args:
+        num_classes: C; ``class_weights`` (if given) must have C entries.
+        ignore_index: label value that contributes nothing (VOC's void label 255).
+        reduction: ``"mean"`` divides by the number of valid pixels (by their summed class
+            weight when weighted, as PyTorch does); ``"sum"`` is the Caffe reference.
+        class_weights: optional per-class weights.
+
+    Returns a scalar tensor. A batch with no valid pixel gives 0 (not NaN) so that a crop of
+    pure void does not poison training.
+    """
+
+    def __init__(self, num_classes, ignore_index=255, reduction="mean", class_weights=None):
+        if reduction not in ("mean", "sum"):
+            raise ValueError(f"loss.reduction must be 'mean' or 'sum', got {reduction!r}")
+        if class_weights is not None and len(class_weights) != num_classes:
+            raise ValueError(
+                f"loss.class_weights has {len(class_weights)} entries but num_classes is "
+                f"{num_classes}"
+            )
+        self.ignore_index = ignore_index
+        self.reduction = reduction
+        self.weight = None if class_weights is None else paddle.to_tensor(
+            class_weights, dtype="float32")
+
+    def __call__(self, logits, label):
+        per_pixel = F.cross_entropy(logits, label, weight=self.weight, axis=1,
+                                    ignore_index=self.ignore_index, reduction="none")
+        total = per_pixel.sum()
+        if self.reduction == "sum":
+            return total
+        valid = (label != self.ignore_index).astype("float32")
+        if self.weight is not None:
+            safe = paddle.where(label == self.ignore_index, paddle.zeros_like(label), label)
+            valid = valid * paddle.gather(self.weight, safe.flatten()).reshape(label.shape)
+        return total / paddle.clip(valid.sum(), min=1e-12)

@@ -1,0 +1,228 @@
+"""Iteration-based training: the paper's recipe (SPEC §8) with the usual toolkit conveniences.
+
+``train(cfg)`` builds everything from one ``Config`` and runs ``cfg.iters`` optimizer steps;
+each step is ``cfg.accumulate_steps`` forward/backward passes of ``cfg.batch_size`` images
+(so a small device can train with the paper's minibatch of 20). Evaluation every
+``eval_interval`` steps keeps the best model by mIoU; checkpoints every ``save_interval``
+steps can be resumed with the same iteration, learning rate, data order and RNG state.
+"""
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import cv2
+import paddle
+import paddle.distributed as dist
+from tqdm import tqdm
+
+from paddle_fcn.config import config_to_dict, save_config
+from paddle_fcn.data import build_dataset, collate_fn
+from paddle_fcn.data.check import check_dataset
+from paddle_fcn.engine.checkpoint import (atomic_save, atomic_write_text, load_checkpoint,
+                                          save_checkpoint)
+from paddle_fcn.engine.env import seed_everything, setup_device, world_info
+from paddle_fcn.engine.evaluate import evaluate
+from paddle_fcn.engine.loss import SegmentationLoss
+from paddle_fcn.engine.optim import build_optimizer
+from paddle_fcn.engine.sampler import SeededDataset, StreamBatchSampler
+from paddle_fcn.engine.vdl import VDLLogger
+from paddle_fcn.models import build_model
+from paddle_fcn.models.staged import transfer_weights
+
+__all__ = ["TrainSummary", "TrainingDiverged", "train", "build_model_from_config"]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the message names the iteration and likely causes."""
+
+
+@dataclass
+class TrainSummary:
+    """What ``train`` returns: iterations done, best validation mIoU and where it was saved."""
+    iterations: int
+    best_mIoU: Optional[float]
+    best_iter: Optional[int]
+    last_metrics: Optional[dict]
+    seconds: float
+    save_dir: str
+    losses: list  # (iteration, loss) at every log point
+
+
+def build_model_from_config(cfg, num_classes):
+    """``build_model`` from ``cfg.model``, then ImageNet or staged (``init_from``) weights."""
+    options = dict(cfg.model.options)
+    if cfg.model.pretrained:
+        options["pretrained"] = cfg.model.pretrained
+    model = build_model(cfg.model.type, num_classes, **options)
+    if cfg.model.init_from:
+        print(transfer_weights(cfg.model.init_from, model))
+    return model
+
+
+def num_classes_of(cfg):
+    n = cfg.model.num_classes or cfg.train_dataset.num_classes
+    if n is None:
+        raise ValueError("set model.num_classes (or train_dataset.num_classes) in the config")
+    return n
+
+
+def _loader(cfg, dataset, start_micro, rank, world):
+    sampler = StreamBatchSampler(len(dataset), cfg.batch_size, cfg.iters * cfg.accumulate_steps,
+                                 start=start_micro, seed=cfg.seed, rank=rank, world_size=world)
+    return paddle.io.DataLoader(SeededDataset(dataset), batch_sampler=sampler,
+                                num_workers=cfg.num_workers, collate_fn=collate_fn,
+                                worker_init_fn=lambda _: cv2.setNumThreads(1))
+
+
+def _check_finite(loss_value, iteration, cfg):
+    if math.isfinite(loss_value):
+        return
+    raise TrainingDiverged(
+        f"loss is {loss_value} at iteration {iteration}. Training stopped; the last good "
+        f"checkpoint and the best model in {cfg.save_dir!r} are untouched. Likely causes: the "
+        f"learning rate ({cfg.lr_scheduler.learning_rate}) is too high for "
+        f"loss.reduction={cfg.loss.reduction!r} (a summed loss, as in the Caffe reference, needs "
+        f"a learning rate around 1e-10; a mean loss around 1e-3..1e-2), no warm-up "
+        f"(lr_scheduler.warmup_iters), or exploding gradients (optimizer.grad_clip_norm).")
+
+
+def train_one_iter(model, loss_fn, optimizer, batches, iteration, cfg):
+    """One optimizer step over ``accumulate_steps`` micro-batches; returns the mean loss."""
+    total = 0.0
+    for i, (images, labels) in enumerate(batches):
+        last = i == len(batches) - 1
+        sync = model.no_sync() if hasattr(model, "no_sync") and not last else _nullcontext()
+        with sync:
+            loss = loss_fn(model(images), labels) / len(batches)
+            value = float(loss)
+            _check_finite(value, iteration, cfg)
+            loss.backward()
+        total += value
+    optimizer.step()
+    optimizer.clear_grad()
+    optimizer._learning_rate.step()
+    return total
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _evaluate_and_keep_best(model, val_ds, num_classes, cfg, state, logger, it, rank, world):
+    """Evaluate, log, write metrics.json and (rank 0) the best model; updates ``state``."""
+    result = evaluate(model, val_ds, num_classes, cfg.test_config, keep_samples=cfg.num_vis_samples,
+                      rank=rank, world_size=world, progress=False)
+    metrics = dict(result.metrics.to_dict(val_ds.class_names), iteration=it)
+    if rank != 0:
+        return metrics
+    logger.eval_result(result, val_ds.class_names, val_ds_normalization(model), it)
+    atomic_write_text(json.dumps(metrics, indent=2), os.path.join(cfg.save_dir, "metrics.json"))
+    miou = result.metrics.mIoU
+    if state["best_mIoU"] is None or (miou == miou and miou > state["best_mIoU"]):
+        state.update(best_mIoU=miou, best_iter=it)
+        best = os.path.join(cfg.save_dir, "best_model")
+        atomic_save(_bare(model).state_dict(), os.path.join(best, "model.pdparams"))
+        atomic_write_text(json.dumps(metrics, indent=2), os.path.join(best, "metrics.json"))
+    tqdm.write(f"[eval] iter {it}: mIoU {miou:.4f} pixel_acc {result.metrics.pixel_acc:.4f} "
+               f"(best {state['best_mIoU']:.4f} at iter {state['best_iter']}, "
+               f"{result.seconds:.1f} s)")
+    return metrics
+
+
+def _bare(model):
+    return model._layers if isinstance(model, paddle.DataParallel) else model
+
+
+def val_ds_normalization(model):
+    return _bare(model).normalization
+
+
+def _prepare(cfg, resume_model):
+    """Device, seeds, model, data, optimizer and resume state for ``train``."""
+    rank, world = world_info()
+    setup_device(cfg.device)
+    if world > 1:
+        dist.init_parallel_env()
+    seed_everything(cfg.seed + rank)
+    num_classes = num_classes_of(cfg)
+    model = build_model_from_config(cfg, num_classes)
+    train_ds = build_dataset(cfg.train_dataset, model.normalization, num_classes)
+    val_ds = None
+    if cfg.do_eval and cfg.val_dataset is not None:
+        val_ds = build_dataset(cfg.val_dataset, model.normalization, num_classes)
+    for ds in filter(None, (train_ds, val_ds)):
+        check_dataset(ds, num_classes).raise_if_failed()
+    optimizer, _ = build_optimizer(model, cfg)
+    state = {"iteration": 0, "best_mIoU": None, "best_iter": None}
+    if resume_model:
+        loaded = load_checkpoint(resume_model, model, optimizer)
+        state.update({k: loaded.get(k) for k in state})
+        print(f"resumed from {loaded['path']} at iteration {state['iteration']}, "
+              f"lr {optimizer.get_lr():.6g}")
+    if world > 1:
+        model = paddle.DataParallel(model)
+    return model, train_ds, val_ds, optimizer, state, num_classes, rank, world
+
+
+def train(cfg, resume_model=None, progress=True):
+    """Train as configured; returns a ``TrainSummary``. See the module docstring."""
+    start_time = time.time()
+    model, train_ds, val_ds, optimizer, state, num_classes, rank, world = _prepare(
+        cfg, resume_model)
+    if rank == 0:
+        os.makedirs(cfg.save_dir, exist_ok=True)
+        save_config(cfg, os.path.join(cfg.save_dir, "config.yml"))
+    logger = VDLLogger(os.path.join(cfg.save_dir, "vdl"), enabled=cfg.use_vdl and rank == 0)
+    loss_fn = SegmentationLoss(num_classes, cfg.loss.ignore_index, cfg.loss.reduction,
+                               cfg.loss.class_weights)
+    start = state["iteration"]
+    loader = iter(_loader(cfg, train_ds, start * cfg.accumulate_steps, rank, world))
+    bar = tqdm(total=cfg.iters, initial=start, disable=not progress or rank != 0,
+               mininterval=1.0 if sys.stderr.isatty() else 30.0, desc="train")
+    model.train()
+    metrics, log = None, _Log(cfg, world, logger, bar)
+    for it in range(start + 1, cfg.iters + 1):
+        batches = [next(loader) for _ in range(cfg.accumulate_steps)]
+        loss = train_one_iter(model, loss_fn, optimizer, batches, it, cfg)
+        log.step(it, loss, optimizer.get_lr())
+        if val_ds is not None and (it % cfg.eval_interval == 0 or it == cfg.iters):
+            metrics = _evaluate_and_keep_best(model, val_ds, num_classes, cfg, state, logger,
+                                              it, rank, world)
+        if rank == 0 and (it % cfg.save_interval == 0 or it == cfg.iters):
+            extra = {"config": config_to_dict(cfg), "best_mIoU": state["best_mIoU"],
+                     "best_iter": state["best_iter"]}
+            save_checkpoint(cfg.save_dir, it, _bare(model), optimizer, extra,
+                            cfg.keep_checkpoint_max)
+    bar.close()
+    logger.close()
+    return TrainSummary(cfg.iters, state["best_mIoU"], state["best_iter"], metrics,
+                        time.time() - start_time, cfg.save_dir, log.losses)
+
+
+class _Log:
+    """Progress bar and Train/loss, Train/lr, Train/ips every ``log_iters`` iterations."""
+
+    def __init__(self, cfg, world, logger, bar):
+        self.every, self.logger, self.bar = cfg.log_iters, logger, bar
+        self.images_per_iter = cfg.batch_size * cfg.accumulate_steps * world
+        self.last, self.since, self.losses = time.time(), 0, []
+
+    def step(self, it, loss, lr):
+        self.bar.update(1)
+        self.since += 1
+        if it % self.every and it != self.bar.total:
+            return
+        ips = self.since * self.images_per_iter / max(time.time() - self.last, 1e-9)
+        self.last, self.since = time.time(), 0
+        self.losses.append((it, loss))
+        self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", ips=f"{ips:.1f}")
+        for tag, value in (("Train/loss", loss), ("Train/lr", lr), ("Train/ips", ips)):
+            self.logger.scalar(tag, value, it)

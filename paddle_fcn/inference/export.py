@@ -1,0 +1,195 @@
+"""Exporting a trained model for deployment: ``paddle.jit.save`` + ``deploy.yml``.
+
+An export directory holds::
+
+    model.json         the static graph (Paddle 3 PIR; ``model.pdmodel`` with the legacy IR)
+    model.pdiparams    the weights
+    deploy.yml         what a predictor needs and cannot guess: input normalisation, class
+                       names, num_classes, output_op (written last: a directory without it is
+                       an interrupted export)
+    model.onnx         optional, ``export_onnx`` (needs ``pip install paddle2onnx``)
+
+The input is ``N x 3 x H x W`` float32, N, H and W dynamic: RGB scaled to [0, 1] then
+``(x - mean) / std`` with the ``normalization`` of ``deploy.yml``. The output depends on
+``output_op``: ``none`` = logits ``N x C x H x W`` float32, ``softmax`` = probabilities
+``N x C x H x W``, ``argmax`` = class indices ``N x H x W`` int32 (the op folded into the graph).
+Every export is checked: the saved graph, reloaded, must reproduce the eager model on an
+odd-sized input (37 x 53) or ``ExportError`` says by how much it does not.
+"""
+import os
+
+import numpy as np
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+import yaml
+
+from paddle_fcn.engine.checkpoint import atomic_write_text
+
+__all__ = ["OUTPUT_OPS", "ExportError", "OutputOp", "export_model", "read_deploy_info",
+           "model_files", "export_onnx", "ONNX_HINT"]
+
+OUTPUT_OPS = ("none", "argmax", "softmax")
+DEPLOY_FILE = "deploy.yml"
+PREFIX = "model"
+CHECK_SIZE = (37, 53)  # odd H x W: exercises the pad-to-32 and crop paths of the models
+ONNX_HINT = "ONNX export needs paddle2onnx (>= 2.0 for Paddle 3 models): pip install paddle2onnx"
+
+
+class ExportError(RuntimeError):
+    """Export failed or produced a graph that disagrees with the eager model."""
+
+
+class OutputOp(nn.Layer):
+    """``model`` followed by the exported output op (``none`` | ``argmax`` | ``softmax``)
+    over the class axis; argmax gives int32 class indices ``N x H x W``."""
+
+    def __init__(self, model, output_op="none"):
+        super().__init__()
+        if output_op not in OUTPUT_OPS:
+            raise ValueError(f"output_op must be one of {', '.join(OUTPUT_OPS)}, "
+                             f"got {output_op!r}")
+        self.model, self.output_op = model, output_op
+
+    def forward(self, x):
+        logits = self.model(x)
+        if self.output_op == "argmax":
+            return paddle.argmax(logits, axis=1, dtype="int32")
+        if self.output_op == "softmax":
+            return F.softmax(logits, axis=1)
+        return logits
+
+
+def model_files(model_dir):
+    """``(graph file, params file)`` of an export directory; ``ExportError`` names what is
+    missing."""
+    params = os.path.join(model_dir, PREFIX + ".pdiparams")
+    for graph in (PREFIX + ".json", PREFIX + ".pdmodel"):
+        graph = os.path.join(model_dir, graph)
+        if os.path.isfile(graph) and os.path.isfile(params):
+            return graph, params
+    raise ExportError(f"{model_dir} is not an exported model: it needs {PREFIX}.json (or "
+                      f"{PREFIX}.pdmodel) and {PREFIX}.pdiparams, written by tools/export.py")
+
+
+def read_deploy_info(model_dir):
+    """The ``deploy.yml`` of an export directory as a dict (keys: model_type, num_classes,
+    class_names, normalization {mean, std}, output_op, input, output)."""
+    path = os.path.join(model_dir, DEPLOY_FILE)
+    if not os.path.isfile(path):
+        raise ExportError(f"{model_dir} has no {DEPLOY_FILE}: not an export of tools/export.py, "
+                          f"or the export was interrupted; export the model again")
+    with open(path, encoding="utf-8") as f:
+        info = yaml.safe_load(f)
+    missing = [k for k in ("num_classes", "class_names", "normalization", "output_op")
+               if not isinstance(info, dict) or k not in info]
+    if missing:
+        raise ExportError(f"{path}: missing key(s) {', '.join(missing)}; export the model again")
+    if info["output_op"] not in OUTPUT_OPS:
+        raise ExportError(f"{path}: output_op {info['output_op']!r} is not one of "
+                          f"{', '.join(OUTPUT_OPS)}")
+    return info
+
+
+def _deploy_text(model_type, num_classes, class_names, normalization, output_op):
+    out = {"none": "logits, float32 N x C x H x W",
+           "softmax": "class probabilities, float32 N x C x H x W",
+           "argmax": "class indices, int32 N x H x W"}[output_op]
+    info = {
+        "model_type": model_type,
+        "num_classes": int(num_classes),
+        "class_names": [str(n) for n in class_names],
+        "normalization": {k: [float(v) for v in normalization[k]] for k in ("mean", "std")},
+        "output_op": output_op,
+        "input": "float32 N x 3 x H x W: RGB / 255, then (x - mean) / std per channel",
+        "output": out,
+        "paddle_version": paddle.__version__,
+    }
+    return ("# paddle_fcn export: read by paddle_fcn.inference.Predictor and tools/predict.py\n"
+            + yaml.safe_dump(info, sort_keys=False, default_flow_style=None))
+
+
+def _check_export(wrapper, path, output_op):
+    """Compare the reloaded graph with the eager wrapper on a seeded odd-sized input."""
+    x = paddle.to_tensor(np.random.default_rng(0).standard_normal(
+        (1, 3) + CHECK_SIZE).astype("float32"))
+    with paddle.no_grad():
+        want = wrapper(x).numpy()
+        got = paddle.jit.load(path)(x).numpy()
+    if got.shape != want.shape:
+        raise ExportError(f"exported graph at {path} returns shape {got.shape} for a "
+                          f"{CHECK_SIZE} input, the eager model {want.shape}")
+    if output_op == "argmax":
+        logits = wrapper.model(x).numpy()
+        top2 = np.sort(logits, axis=1)[:, -2:]
+        clear = (top2[:, 1] - top2[:, 0]) > 1e-4  # pixels whose argmax is not a near-tie
+        if np.any(got[clear] != want[clear]):
+            raise ExportError(f"exported argmax at {path} differs from eager on "
+                              f"{int((got[clear] != want[clear]).sum())} pixels")
+        return
+    err = float(np.abs(got - want).max())
+    if err > 1e-4 * max(1.0, float(np.abs(want).max())):
+        raise ExportError(f"exported graph at {path} differs from the eager model by {err:.3g} "
+                          f"on a {CHECK_SIZE} input; the model's forward does not survive "
+                          f"paddle.jit.to_static")
+
+
+def export_model(model, save_dir, output_op="none", class_names=None, model_type=""):
+    """Save ``model`` (eval mode) with a dynamic ``[N, 3, H, W]`` input and write deploy.yml.
+
+    ``model`` must have ``normalization`` and ``num_classes`` (every paddle_fcn model does;
+    U-Net's count is read from its output). ``class_names`` defaults to ``class_i``. Returns
+    the path prefix (``save_dir/model``). Raises ``ExportError`` when conversion fails or the
+    saved graph disagrees with the eager model.
+    """
+    model.eval()
+    num_classes = _num_classes(model)
+    names = list(class_names) if class_names else [f"class_{i}" for i in range(num_classes)]
+    if len(names) != num_classes:
+        raise ExportError(f"{len(names)} class names for a model with {num_classes} classes")
+    wrapper = OutputOp(model, output_op)
+    wrapper.eval()
+    path = os.path.join(save_dir, PREFIX)
+    os.makedirs(save_dir, exist_ok=True)
+    stale = os.path.join(save_dir, DEPLOY_FILE)
+    if os.path.exists(stale):
+        os.remove(stale)  # until the new graph is saved and checked, the directory is invalid
+    spec = [paddle.static.InputSpec([None, 3, None, None], "float32", name="x")]
+    try:
+        paddle.jit.save(wrapper, path, input_spec=spec)
+    except Exception as e:  # dy2static raises many types; name the model and keep the cause
+        raise ExportError(f"paddle.jit.save of {type(model).__name__} failed: "
+                          f"{type(e).__name__}: {e}") from e
+    _check_export(wrapper, path, output_op)
+    atomic_write_text(_deploy_text(model_type, num_classes, names, model.normalization,
+                                   output_op), stale)
+    return path
+
+
+def _num_classes(model):
+    n = getattr(model, "num_classes", None)
+    if isinstance(n, int) and n > 0:
+        return n
+    with paddle.no_grad():
+        return int(model(paddle.zeros([1, 3, 32, 32])).shape[1])
+
+
+def export_onnx(model_dir, opset_version=11):
+    """Convert an export directory's graph to ``model_dir/model.onnx`` with paddle2onnx.
+
+    Raises ``ExportError`` with the install command when paddle2onnx is missing. Returns the
+    path of the ONNX file. The input keeps its dynamic N, H, W.
+    """
+    try:
+        import paddle2onnx
+    except ImportError:
+        raise ExportError(ONNX_HINT) from None
+    graph, params = model_files(model_dir)
+    save_file = os.path.join(model_dir, PREFIX + ".onnx")
+    try:
+        paddle2onnx.export(model_filename=graph, params_filename=params, save_file=save_file,
+                           opset_version=opset_version)
+    except Exception as e:
+        raise ExportError(f"paddle2onnx could not convert {graph}: {type(e).__name__}: {e}") \
+            from e
+    return save_file

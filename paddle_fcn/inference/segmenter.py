@@ -1,0 +1,151 @@
+"""Segmenters: a model behind one call, ``labels(batch) -> N x H x W`` class indices.
+
+``EagerSegmenter`` runs a dygraph model, ``PredictorSegmenter`` an exported model through
+Paddle Inference. Both honour a ``TestConfig`` (sliding window, flip, scales) through
+``engine.infer.predict_probs``; the exported model then has to output scores
+(``output_op`` none or softmax), since class indices cannot be averaged.
+``load_segmenter`` picks and builds one from a ``--model_path``.
+"""
+import os
+import shutil
+import tempfile
+import warnings
+
+import numpy as np
+import paddle
+
+from paddle_fcn.engine.infer import predict_probs
+from paddle_fcn.inference.export import DEPLOY_FILE, ExportError, export_model
+from paddle_fcn.inference.predict import PredictError, aggregates
+
+__all__ = ["EagerSegmenter", "PredictorSegmenter", "load_segmenter", "class_names_of",
+           "checkpoint_model", "is_export_dir"]
+
+
+class EagerSegmenter:
+    """A dygraph ``model`` (eval mode, no grad) with ``class_names`` and a ``test_cfg``."""
+
+    def __init__(self, model, class_names, test_cfg=None):
+        model.eval()
+        self.model, self.test_cfg = model, test_cfg
+        self.class_names = list(class_names)
+        self.num_classes = len(self.class_names)
+        self.normalization = model.normalization
+
+    def labels(self, batch):
+        with paddle.no_grad():
+            x = paddle.to_tensor(batch)
+            if aggregates(self.test_cfg):
+                return predict_probs(self.model, x, self.test_cfg).argmax(axis=1).numpy()
+            return self.model(x).argmax(axis=1).numpy()
+
+
+class _ScoresOf:
+    """The predictor as a ``model(x) -> logits`` callable for ``predict_probs``: a softmax
+    output is returned as log-probabilities, whose softmax is the same probabilities."""
+
+    def __init__(self, predictor):
+        self.predictor = predictor
+
+    def __call__(self, x):
+        out = self.predictor.predict(x.numpy())
+        if self.predictor.output_op == "softmax":
+            out = np.log(np.maximum(out, np.finfo(np.float32).tiny))
+        return paddle.to_tensor(out)
+
+
+class PredictorSegmenter:
+    """A ``Predictor`` (exported model) with a ``test_cfg``."""
+
+    def __init__(self, predictor, test_cfg=None):
+        if aggregates(test_cfg) and predictor.output_op == "argmax":
+            raise PredictError("this model was exported with output_op argmax (class indices); "
+                               "sliding-window, flip and multi-scale inference average scores: "
+                               "export it again with --output_op none (or softmax)")
+        self.predictor, self.test_cfg = predictor, test_cfg
+        self.class_names = predictor.class_names
+        self.num_classes = predictor.num_classes
+        self.normalization = predictor.normalization
+
+    def labels(self, batch):
+        if aggregates(self.test_cfg):
+            with paddle.no_grad():
+                probs = predict_probs(_ScoresOf(self.predictor), paddle.to_tensor(batch),
+                                      self.test_cfg)
+            return probs.argmax(axis=1).numpy()
+        out = self.predictor.predict(batch)
+        return out if self.predictor.output_op == "argmax" else out.argmax(axis=1)
+
+
+def class_names_of(cfg, num_classes):
+    """Class names from the config's datasets, the data set type's own names, or class_i."""
+    from paddle_fcn.data import SYNTHETIC_CLASSES, VOC_CLASSES
+
+    for ds in (cfg.val_dataset, cfg.train_dataset):
+        if ds is not None and ds.class_names and len(ds.class_names) == num_classes:
+            return list(ds.class_names)
+    defaults = {"PascalVOC": VOC_CLASSES, "SyntheticVOC": SYNTHETIC_CLASSES}
+    names = defaults.get(cfg.train_dataset.type)
+    if names is not None and len(names) == num_classes:
+        return list(names)
+    return [f"class_{i}" for i in range(num_classes)]
+
+
+def is_export_dir(path):
+    return os.path.isdir(path) and os.path.isfile(os.path.join(path, DEPLOY_FILE))
+
+
+def _temporary_export(model, class_names, model_type):
+    """Export ``model`` to a fresh temporary directory; returns its path (caller deletes)."""
+    folder = tempfile.mkdtemp(prefix="paddle_fcn-export-")
+    try:
+        export_model(model, folder, "none", class_names, model_type)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return folder
+
+
+def checkpoint_model(cfg, model_path):
+    """The config's model (without ImageNet/staged init) with the trained weights loaded."""
+    from paddle_fcn.engine.trainer import num_classes_of
+    from paddle_fcn.models import build_model
+    from paddle_fcn.models.weights import load_model_weights
+
+    model = build_model(cfg.model.type, num_classes_of(cfg), **cfg.model.options)
+    load_model_weights(model, model_path)
+    model.eval()
+    return model
+
+
+def load_segmenter(model_path, cfg=None, device="auto", test_cfg=None, eager=False,
+                   threads=None):
+    """A segmenter for ``model_path``: an export directory (``deploy.yml``) -> Predictor; a
+    training checkpoint (``model.pdparams``, ``best_model/``, ``iter_N/``, needs ``cfg``) ->
+    exported on the fly to a temporary directory and run by a Predictor, or eager when
+    ``eager`` is set or the export fails (a warning says why)."""
+    from paddle_fcn.inference.predictor import Predictor
+
+    if is_export_dir(model_path):
+        return PredictorSegmenter(Predictor(model_path, device, threads), test_cfg)
+    if not os.path.exists(model_path):
+        raise PredictError(f"--model_path {model_path}: no such file or directory")
+    if cfg is None:
+        raise PredictError(f"--model_path {model_path} is a training checkpoint, not an export "
+                           f"directory (no {DEPLOY_FILE}): pass the training --config too")
+    model = checkpoint_model(cfg, model_path)
+    names = class_names_of(cfg, model.num_classes)
+    if eager:
+        from paddle_fcn.engine.env import setup_device
+        setup_device(device)
+        return EagerSegmenter(model, names, test_cfg)
+    try:
+        folder = _temporary_export(model, names, cfg.model.type)
+    except ExportError as e:
+        warnings.warn(f"{cfg.model.type}: export for the fast predictor failed, running the "
+                      f"slower eager model instead: {e}", RuntimeWarning, stacklevel=2)
+        return EagerSegmenter(model, names, test_cfg)
+    try:  # the predictor holds graph and weights in memory once created
+        return PredictorSegmenter(Predictor(folder, device, threads), test_cfg)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,63 @@
+"""Model zoo: a plain name -> builder dict, and ``build_model``.
+
+Every builder has the signature ``builder(num_classes, **options) -> paddle.nn.Layer``; every
+model maps ``N x 3 x H x W`` float32 (normalised RGB, see ``model.normalization``) to
+``N x num_classes x H x W`` logits for any H, W >= 1.
+"""
+import inspect
+
+from paddle_fcn.models.vgg import convolutionalize
+from paddle_fcn.models.fcn_vgg import fcn8s_vgg16, fcn16s_vgg16, fcn32s_vgg16
+from paddle_fcn.models.resnet import (
+    fcn8s_resnet18, fcn8s_resnet34, fcn8s_resnet50,
+    fcn16s_resnet18, fcn16s_resnet34, fcn16s_resnet50,
+    fcn32s_resnet18, fcn32s_resnet34, fcn32s_resnet50,
+)
+from paddle_fcn.models.unet import unet
+
+MODELS = {
+    "fcn32s_vgg16": fcn32s_vgg16,
+    "fcn16s_vgg16": fcn16s_vgg16,
+    "fcn8s_vgg16": fcn8s_vgg16,
+    "fcn32s_resnet18": fcn32s_resnet18,
+    "fcn16s_resnet18": fcn16s_resnet18,
+    "fcn8s_resnet18": fcn8s_resnet18,
+    "fcn32s_resnet34": fcn32s_resnet34,
+    "fcn16s_resnet34": fcn16s_resnet34,
+    "fcn8s_resnet34": fcn8s_resnet34,
+    "fcn32s_resnet50": fcn32s_resnet50,
+    "fcn16s_resnet50": fcn16s_resnet50,
+    "fcn8s_resnet50": fcn8s_resnet50,
+    "unet": unet,
+}
+
+__all__ = ["MODELS", "build_model", "model_options", "convolutionalize"]
+
+
+def model_options(name):
+    """The keyword options (name -> default) that ``MODELS[name]`` accepts besides num_classes."""
+    _check_name(name)
+    params = inspect.signature(MODELS[name]).parameters
+    return {k: p.default for k, p in params.items() if k != "num_classes"}
+
+
+def build_model(name, num_classes, **options):
+    """Build ``MODELS[name](num_classes, **options)``.
+
+    Raises ``KeyError`` listing the valid names for an unknown ``name`` and ``TypeError`` naming
+    the option and listing the valid ones for an unknown option.
+    """
+    valid = model_options(name)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise TypeError(
+            f"unknown option(s) {unknown} for model '{name}'; valid options: {sorted(valid)}"
+        )
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    return MODELS[name](num_classes, **options)
+
+
+def _check_name(name):
+    if name not in MODELS:
+        raise KeyError(f"unknown model '{name}'; valid names: {', '.join(sorted(MODELS))}")

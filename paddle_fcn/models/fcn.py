@@ -1,0 +1,243 @@
+"""The FCN head shared by every backbone (Long, Shelhamer, Darrell, CVPR 2015, §4.2 and Fig. 3;
+layer names of the reference nets, fcn.berkeleyvision.org ``voc-fcn{32,16,8}s/net.py``).
+
+FCN-32s scores the 1/32 feature (``score_fr``) and upsamples x32 (``upscore``). FCN-16s adds
+``upscore2`` (x2 of those scores) to ``score_pool4`` (1x1 scores of the 1/16 feature) and
+upsamples the sum x16 (``upscore16``). FCN-8s adds ``upscore_pool4`` (x2 of that sum) to
+``score_pool3`` and upsamples x8 (``upscore8``). Fusion is an element-wise sum (SPEC §4).
+
+Alignment of fused maps: ``coord_map`` composes, layer by layer, the affine map from a
+tensor's pixel coordinates to input-image coordinates (caffe's ``coord_map.py``);
+``crop_offset`` turns two such maps into the crop offset that puts one tensor on the other,
+and ``Alignment`` applies every pad and crop of the head.
+"""
+from fractions import Fraction
+from typing import NamedTuple
+
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+
+from paddle_fcn.upsample import BilinearUpsample
+
+__all__ = ["VARIANTS", "GEOMETRIES", "OUTPUT_STRIDE", "CoordMap", "coord_map", "crop_offset",
+           "Alignment", "FCN", "check_head_options"]
+
+VARIANTS = ("32s", "16s", "8s")
+GEOMETRIES = ("aligned", "caffe")
+OUTPUT_STRIDE = 32  # stride of the deepest skip feature (pool5/fc7, ResNet layer4)
+
+
+class CoordMap(NamedTuple):
+    """``x_image = scale * x + shift``: where pixel ``x`` of a tensor sits in the input image
+    (the same map on both axes; pixel centres at integer coordinates)."""
+
+    scale: Fraction
+    shift: Fraction
+
+
+def _square(value, what, layer):
+    values = [value] if isinstance(value, int) else list(value)
+    if len(set(values)) != 1 or not isinstance(values[0], int):
+        raise ValueError(f"coord_map: {type(layer).__name__} has {what} {value!r}; "
+                         f"only equal integer values on both axes are supported")
+    return values[0]
+
+
+def _layer_map(layer):
+    """The map from ``layer``'s output coordinates to its input coordinates.
+
+    A conv or pool with kernel k, stride s, padding p, dilation d centres output pixel x at
+    input ``s * x + d * (k - 1) / 2 - p``; a transposed conv is the inverse of that map.
+    """
+    if isinstance(layer, nn.MaxPool2D):
+        k, s, p, d = layer.ksize, layer.stride, layer.padding, 1
+    elif isinstance(layer, (nn.Conv2D, nn.Conv2DTranspose)):
+        k, s, p, d = layer._kernel_size, layer._stride, layer._padding, layer._dilation
+    else:
+        raise TypeError(f"coord_map: no coordinate map for layer type {type(layer).__name__}")
+    k, s, p, d = (_square(v, n, layer) for v, n in ((k, "kernel"), (s or k, "stride"),
+                                                      (p, "padding"), (d, "dilation")))
+    shift = Fraction(d * (k - 1), 2) - p
+    if isinstance(layer, nn.Conv2DTranspose):
+        return CoordMap(Fraction(1, s), -shift / s)
+    return CoordMap(Fraction(s), shift)
+
+
+def coord_map(layers):
+    """Compose the maps of ``layers`` (from the input to the tensor, in order; ReLU, dropout
+    and other pointwise layers are left out) into the tensor's ``CoordMap``."""
+    total = CoordMap(Fraction(1), Fraction(0))
+    for layer in layers:
+        step = _layer_map(layer)
+        total = CoordMap(total.scale * step.scale, total.scale * step.shift + total.shift)
+    return total
+
+
+def crop_offset(layers, reference_layers):
+    """Offset o such that ``tensor[o + i]`` lies on ``reference[i]`` (both axes), where the
+    tensor is produced by ``layers`` and the reference by ``reference_layers`` ([] = input).
+
+    Reference values for VGG16 in caffe geometry: 19 (FCN-32s upscore), 5 and 27 (FCN-16s
+    score_pool4, upscore16), 5, 9 and 31 (FCN-8s score_pool4, score_pool3, upscore8).
+    Raises ``ValueError`` if the scales differ or the offset is not a non-negative integer.
+    """
+    mine, ref = coord_map(layers), coord_map(reference_layers)
+    if mine.scale != ref.scale:
+        raise ValueError(f"cannot align maps of scale {mine.scale} and {ref.scale}")
+    offset = (ref.shift - mine.shift) / mine.scale
+    if offset.denominator != 1 or offset < 0:
+        raise ValueError(f"crop offset {offset} is not a non-negative integer: the maps are "
+                         f"misaligned by a fraction of a pixel or the tensor is too small")
+    return int(offset)
+
+
+class Alignment:
+    """Every pad and crop of the FCN head.
+
+    ``aligned`` geometry (the blog's): the input is zero-padded (0 = the mean colour after
+    normalisation) at the bottom/right to a multiple of ``pad_multiple`` (32), so every feature is exactly 1/s of it and every
+    ``deconv_geometry`` upsampler exactly f-fold: fused maps have equal sizes, their offsets
+    are 0, and the output is cropped to the input's top-left H x W.
+    ``caffe`` geometry (the reference nets): no input padding (conv1_1 pads 100); each fused
+    or final map is cropped at ``offsets[name]`` computed by ``crop_offset``.
+    """
+
+    def __init__(self, pad_multiple, offsets):
+        self.pad_multiple = pad_multiple
+        self.offsets = dict(offsets)
+
+    def pad(self, x):
+        m = self.pad_multiple
+        if m == 1:
+            return x
+        # python ints when eager, tensors under paddle.jit.to_static (dynamic H, W)
+        pad_h, pad_w = -x.shape[2] % m, -x.shape[3] % m
+        return F.pad(x, [0, pad_w, 0, pad_h])  # [left, right, top, bottom]
+
+    def crop(self, x, name, height, width):
+        """``x[..., o:o + height, o:o + width]`` with ``o = offsets[name]``."""
+        o = self.offsets[name]
+        if paddle.in_dynamic_mode():  # shapes are ints: check, since a slice clamps silently
+            if x.shape[2] < o + height or x.shape[3] < o + width:
+                raise ValueError(f"{name}: map {x.shape[2]} x {x.shape[3]} too small for a "
+                                 f"{height} x {width} crop at offset {o}")
+        return x[:, :, o:o + height, o:o + width]
+
+
+def check_head_options(num_classes, variant, geometry):
+    """Raise ``ValueError`` naming the bad value of an FCN head option."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    if variant not in VARIANTS:
+        raise ValueError(f"FCN variant must be one of {VARIANTS}, got {variant!r}")
+    if geometry not in GEOMETRIES:
+        raise ValueError(f"FCN geometry must be one of {GEOMETRIES}, got {geometry!r}")
+
+
+def _check_backbone(backbone, geometry):
+    name = type(backbone).__name__
+    for attr in ("skip_names", "out_channels", "normalization", "load_imagenet"):
+        if not hasattr(backbone, attr):
+            raise TypeError(f"{name} is not an FCN backbone: it has no `{attr}` "
+                            f"(see docs/architecture.md, Backbones)")
+    missing = [n for n in backbone.skip_names if n not in backbone.out_channels]
+    if len(backbone.skip_names) != 3 or missing:
+        raise TypeError(f"{name}.skip_names must name the 1/8, 1/16, 1/32 features listed in "
+                        f"out_channels; got {backbone.skip_names!r} (missing {missing})")
+    if geometry == "caffe" and not hasattr(backbone, "path_to"):
+        raise ValueError(f"{name} supports only geometry='aligned': it has no path_to() "
+                         f"from which to compute caffe crop offsets")
+    own = getattr(backbone, "geometry", "aligned")
+    if own != geometry:
+        raise ValueError(f"FCN geometry {geometry!r} does not match {name} built with "
+                         f"geometry {own!r}")
+
+
+def _score(in_channels, num_classes):
+    # Class scoring layers start at zero (paper §4.1: "zero-initializing the class scoring
+    # layer, as random initialization yielded neither better performance nor faster
+    # convergence"; §4.2 the same for the skip scores), so a fresh net predicts all zeros and
+    # a new skip leaves the coarser net's predictions unmodified.
+    zero = nn.initializer.Constant(0.0)
+    return nn.Conv2D(in_channels, num_classes, 1, weight_attr=zero, bias_attr=zero)
+
+
+class FCN(nn.Layer):
+    """FCN-32s / 16s / 8s head on a backbone (docs/architecture.md, Backbones).
+
+    ``N x 3 x H x W`` -> ``N x num_classes x H x W`` logits for any H, W >= 1. Score layers
+    are zero, the x2 upsamplers (``upscore2``, ``upscore_pool4``) bilinear and learned (paper
+    §4.2), the final upsampler bilinear and frozen unless ``learnable_upsample``.
+    """
+
+    def __init__(self, backbone, num_classes, variant, geometry="aligned",
+                 learnable_upsample=False):
+        super().__init__()
+        check_head_options(num_classes, variant, geometry)
+        _check_backbone(backbone, geometry)
+        self.backbone = backbone
+        self.normalization = backbone.normalization
+        self.num_classes, self.variant, self.geometry = num_classes, variant, geometry
+        channels = backbone.out_channels
+        pool3, pool4, top = backbone.skip_names
+        pad = geometry == "aligned"  # caffe: unpadded transposed convs, then crop
+
+        def up(factor, learnable):
+            return BilinearUpsample(num_classes, factor, learnable=learnable, padding=pad)
+
+        self.score_fr = _score(channels[top], num_classes)  # 1/32
+        if variant == "32s":
+            self.upscore = up(32, learnable_upsample)  # 1/1
+        else:
+            self.upscore2 = up(2, True)  # 1/16
+            self.score_pool4 = _score(channels[pool4], num_classes)  # 1/16
+        if variant == "16s":
+            self.upscore16 = up(16, learnable_upsample)  # 1/1
+        if variant == "8s":
+            self.upscore_pool4 = up(2, True)  # 1/8
+            self.score_pool3 = _score(channels[pool3], num_classes)  # 1/8
+            self.upscore8 = up(8, learnable_upsample)  # 1/1
+        self.align = Alignment(OUTPUT_STRIDE if pad else 1, self._crop_offsets())
+
+    def _crop_offsets(self):
+        """Crop offset of every cropped map, from the layers' geometry (0 in aligned geometry;
+        a backbone without ``path_to`` is aligned by construction, see ``Alignment``)."""
+        names = {"32s": ["upscore"], "16s": ["score_pool4", "upscore16"],
+                 "8s": ["score_pool4", "score_pool3", "upscore8"]}[self.variant]
+        path = getattr(self.backbone, "path_to", None)
+        if path is None:
+            return dict.fromkeys(names, 0)
+        pool3, pool4, top = self.backbone.skip_names
+        scores = path(top) + [self.score_fr]  # 1/32
+        if self.variant == "32s":
+            return {"upscore": crop_offset(scores + [self.upscore.up], [])}
+        fuse_pool4 = scores + [self.upscore2.up]  # 1/16, the map score_pool4 is added to
+        offsets = {"score_pool4": crop_offset(path(pool4) + [self.score_pool4], fuse_pool4)}
+        if self.variant == "16s":
+            offsets["upscore16"] = crop_offset(fuse_pool4 + [self.upscore16.up], [])
+            return offsets
+        fuse_pool3 = fuse_pool4 + [self.upscore_pool4.up]  # 1/8
+        offsets["score_pool3"] = crop_offset(path(pool3) + [self.score_pool3], fuse_pool3)
+        offsets["upscore8"] = crop_offset(fuse_pool3 + [self.upscore8.up], [])
+        return offsets
+
+    def forward(self, x):
+        if paddle.in_dynamic_mode() and (x.ndim != 4 or x.shape[1] != 3):
+            raise ValueError(f"FCN expects N x 3 x H x W images, got shape {list(x.shape)}")
+        height, width = x.shape[2], x.shape[3]
+        features = self.backbone(self.align.pad(x))
+        pool3, pool4, top = (features[name] for name in self.backbone.skip_names)
+        crop = self.align.crop
+        score = self.score_fr(top)  # 1/32
+        if self.variant == "32s":
+            return crop(self.upscore(score), "upscore", height, width)  # 1/1
+        score = self.upscore2(score)  # 1/16
+        h, w = score.shape[2], score.shape[3]
+        score = score + crop(self.score_pool4(pool4), "score_pool4", h, w)  # fuse_pool4, 1/16
+        if self.variant == "16s":
+            return crop(self.upscore16(score), "upscore16", height, width)  # 1/1
+        score = self.upscore_pool4(score)  # 1/8
+        h, w = score.shape[2], score.shape[3]
+        score = score + crop(self.score_pool3(pool3), "score_pool3", h, w)  # fuse_pool3, 1/8
+        return crop(self.upscore8(score), "upscore8", height, width)  # 1/1

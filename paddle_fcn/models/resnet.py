@@ -1,0 +1,216 @@
+"""ResNet-18/34/50 backbones (He et al., "Deep Residual Learning for Image Recognition",
+CVPR 2016) and the FCN-32s/16s/8s builders on top of them.
+
+The blog this project follows (seeds/001) replaces VGG16 by ResNet34: the FCN head scores the
+last stage (``layer4``, 1/32, the counterpart of VGG's fc7) and fuses ``layer3`` (1/16, pool4's
+place) and ``layer2`` (1/8, pool3's place). The global pool and ``fc`` classifier are dropped.
+
+Parameter names equal ``paddle.vision.models.resnet18/34/50`` (``conv1``, ``bn1``,
+``layer1.0.conv1``, ..., ``layerN.0.downsample.0/1``) so Paddle model-zoo ``.pdparams`` load
+key for key; torchvision files load after ``weights.from_torchvision``. ResNet-50 strides in
+the 3x3 conv of its bottleneck (the "v1.5" layout both zoos use).
+"""
+import paddle.nn as nn
+
+from paddle_fcn.models.fcn import FCN
+from paddle_fcn.models.weights import (
+    IMAGENET_NORMALIZATION, WeightsError, load_weights, read_state_dict,
+)
+
+__all__ = [
+    "BasicBlock", "BottleneckBlock", "ResNetBackbone", "RESNET_DEPTHS",
+    "fcn32s_resnet18", "fcn16s_resnet18", "fcn8s_resnet18",
+    "fcn32s_resnet34", "fcn16s_resnet34", "fcn8s_resnet34",
+    "fcn32s_resnet50", "fcn16s_resnet50", "fcn8s_resnet50",
+]
+
+
+def _conv(in_ch, out_ch, kernel, stride=1, padding=0):
+    # He init (fan_out, as torchvision) matters only when training from scratch (width != 64).
+    init = nn.initializer.KaimingNormal(nonlinearity="relu", mode="fan_out")
+    return nn.Conv2D(in_ch, out_ch, kernel, stride=stride, padding=padding,
+                     weight_attr=init, bias_attr=False)  # the following BN has the bias
+
+
+class BasicBlock(nn.Layer):
+    """Two 3x3 convs with an identity shortcut (ResNet-18/34). ``N x inplanes x H x W`` ->
+    ``N x planes x ceil(H/stride) x ceil(W/stride)``."""
+
+    expansion = 1
+
+    def __init__(self, inplanes, planes, stride=1, downsample=None):
+        super().__init__()
+        self.conv1 = _conv(inplanes, planes, 3, stride, 1)
+        self.bn1 = nn.BatchNorm2D(planes)
+        self.relu = nn.ReLU()
+        self.conv2 = _conv(planes, planes, 3, 1, 1)
+        self.bn2 = nn.BatchNorm2D(planes)
+        self.downsample = downsample
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+class BottleneckBlock(nn.Layer):
+    """1x1 reduce, 3x3 (strided), 1x1 expand x4 with a shortcut (ResNet-50).
+    ``N x inplanes x H x W`` -> ``N x 4*planes x ceil(H/stride) x ceil(W/stride)``."""
+
+    expansion = 4
+
+    def __init__(self, inplanes, planes, stride=1, downsample=None):
+        super().__init__()
+        self.conv1 = _conv(inplanes, planes, 1)
+        self.bn1 = nn.BatchNorm2D(planes)
+        self.conv2 = _conv(planes, planes, 3, stride, 1)
+        self.bn2 = nn.BatchNorm2D(planes)
+        self.conv3 = _conv(planes, planes * self.expansion, 1)
+        self.bn3 = nn.BatchNorm2D(planes * self.expansion)
+        self.relu = nn.ReLU()
+        self.downsample = downsample
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + identity)
+
+
+# depth -> (block, blocks per stage), as in Table 1 of the ResNet paper
+RESNET_DEPTHS = {
+    18: (BasicBlock, (2, 2, 2, 2)),
+    34: (BasicBlock, (3, 4, 6, 3)),
+    50: (BottleneckBlock, (3, 4, 6, 3)),
+}
+
+
+class ResNetBackbone(nn.Layer):
+    """ResNet trunk returning its four stages by name (the FCN Backbone contract).
+
+    ``forward(x)``: ``N x 3 x H x W`` -> ``{"layer1": 1/4, "layer2": 1/8, "layer3": 1/16,
+    "layer4": 1/32}``; each map is ``ceil(H / stride) x ceil(W / stride)``, so exactly
+    ``H / stride`` when H and W are multiples of 32 (what the FCN head's aligned geometry feeds).
+
+    ``width`` is the channel count of ``conv1`` and ``layer1`` (stages have width x 1, 2, 4, 8,
+    times 4 for ResNet-50). ImageNet weights exist only for the standard ``width=64``; smaller
+    widths let an FCN train from scratch on a CPU in minutes.
+    """
+
+    skip_names = ("layer2", "layer3", "layer4")  # 1/8, 1/16, 1/32
+
+    def __init__(self, depth=34, width=64):
+        super().__init__()
+        if depth not in RESNET_DEPTHS:
+            raise ValueError(f"ResNet depth must be one of {sorted(RESNET_DEPTHS)}, got {depth!r}")
+        if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+            raise ValueError(f"ResNet width must be a positive integer, got {width!r}")
+        block, blocks = RESNET_DEPTHS[depth]
+        self.depth, self.width = depth, width
+        self.normalization = dict(IMAGENET_NORMALIZATION)
+        self._inplanes = width
+
+        self.conv1 = _conv(3, width, 7, stride=2, padding=3)  # 1/2
+        self.bn1 = nn.BatchNorm2D(width)
+        self.relu = nn.ReLU()
+        self.maxpool = nn.MaxPool2D(kernel_size=3, stride=2, padding=1)  # 1/4
+        self.layer1 = self._make_layer(block, width, blocks[0], stride=1)  # 1/4
+        self.layer2 = self._make_layer(block, width * 2, blocks[1], stride=2)  # 1/8
+        self.layer3 = self._make_layer(block, width * 4, blocks[2], stride=2)  # 1/16
+        self.layer4 = self._make_layer(block, width * 8, blocks[3], stride=2)  # 1/32
+        self.out_channels = {
+            f"layer{i + 1}": width * 2 ** i * block.expansion for i in range(4)
+        }
+
+    def _make_layer(self, block, planes, blocks, stride):
+        downsample = None
+        if stride != 1 or self._inplanes != planes * block.expansion:
+            # 1x1 projection shortcut where the shape changes (option B of the paper)
+            downsample = nn.Sequential(
+                _conv(self._inplanes, planes * block.expansion, 1, stride),
+                nn.BatchNorm2D(planes * block.expansion),
+            )
+        layers = [block(self._inplanes, planes, stride, downsample)]
+        self._inplanes = planes * block.expansion
+        layers += [block(self._inplanes, planes) for _ in range(1, blocks)]
+        return nn.Sequential(*layers)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # 1/4
+        layer1 = self.layer1(x)  # 1/4
+        layer2 = self.layer2(layer1)  # 1/8
+        layer3 = self.layer3(layer2)  # 1/16
+        layer4 = self.layer4(layer3)  # 1/32
+        return {"layer1": layer1, "layer2": layer2, "layer3": layer3, "layer4": layer4}
+
+    def load_imagenet(self, path):
+        """Load ImageNet weights of ``paddle.vision``'s / torchvision's ResNet-{depth} from a
+        local file; the ``fc.*`` classifier is left unused (listed as unexpected in the report).
+        Raises ``WeightsError`` for width != 64 or a file that does not fit (e.g. another depth).
+        """
+        if self.width != 64:
+            raise WeightsError(
+                f"ImageNet weights {path} need the standard ResNet width 64, "
+                f"but this backbone was built with width={self.width}"
+            )
+        state = read_state_dict(path)
+        return load_weights(self, state, path, allow_unexpected=("fc.*",))
+
+
+def _fcn_resnet(variant, depth, num_classes, pretrained, learnable_upsample, width):
+    if pretrained is not None and width != 64:
+        raise WeightsError(
+            f"pretrained={pretrained!r} holds ImageNet weights for width 64; "
+            f"width={width} can only be trained from scratch (pretrained=None)"
+        )
+    backbone = ResNetBackbone(depth, width)
+    if pretrained is not None:
+        backbone.load_imagenet(pretrained)
+    return FCN(backbone, num_classes, variant, learnable_upsample=learnable_upsample)
+
+
+def fcn32s_resnet18(num_classes, pretrained=None, learnable_upsample=False, width=64):
+    """FCN-32s on ResNet-18: layer4 scored and upsampled x32."""
+    return _fcn_resnet("32s", 18, num_classes, pretrained, learnable_upsample, width)
+
+
+def fcn16s_resnet18(num_classes, pretrained=None, learnable_upsample=False, width=64):
+    """FCN-16s on ResNet-18: layer4 scores x2 + layer3 scores, upsampled x16."""
+    return _fcn_resnet("16s", 18, num_classes, pretrained, learnable_upsample, width)
+
+
+def fcn8s_resnet18(num_classes, pretrained=None, learnable_upsample=False, width=64):
+    """FCN-8s on ResNet-18: the 16s sum x2 + layer2 scores, upsampled x8."""
+    return _fcn_resnet("8s", 18, num_classes, pretrained, learnable_upsample, width)
+
+
+def fcn32s_resnet34(num_classes, pretrained=None, learnable_upsample=False, width=64):
+    """FCN-32s on ResNet-34 (the blog's backbone): layer4 scored and upsampled x32."""
+    return _fcn_resnet("32s", 34, num_classes, pretrained, learnable_upsample, width)
+
+
+def fcn16s_resnet34(num_classes, pretrained=None, learnable_upsample=False, width=64):
+    """FCN-16s on ResNet-34: layer4 scores x2 + layer3 scores, upsampled x16."""
+    return _fcn_resnet("16s", 34, num_classes, pretrained, learnable_upsample, width)
+
+
+def fcn8s_resnet34(num_classes, pretrained=None, learnable_upsample=False, width=64):
+    """FCN-8s on ResNet-34: the 16s sum x2 + layer2 scores, upsampled x8."""
+    return _fcn_resnet("8s", 34, num_classes, pretrained, learnable_upsample, width)
+
+
+def fcn32s_resnet50(num_classes, pretrained=None, learnable_upsample=False, width=64):
+    """FCN-32s on ResNet-50: layer4 (4x wider bottleneck output) scored and upsampled x32."""
+    return _fcn_resnet("32s", 50, num_classes, pretrained, learnable_upsample, width)
+
+
+def fcn16s_resnet50(num_classes, pretrained=None, learnable_upsample=False, width=64):
+    """FCN-16s on ResNet-50: layer4 scores x2 + layer3 scores, upsampled x16."""
+    return _fcn_resnet("16s", 50, num_classes, pretrained, learnable_upsample, width)
+
+
+def fcn8s_resnet50(num_classes, pretrained=None, learnable_upsample=False, width=64):
+    """FCN-8s on ResNet-50: the 16s sum x2 + layer2 scores, upsampled x8."""
+    return _fcn_resnet("8s", 50, num_classes, pretrained, learnable_upsample, width)

@@ -1,0 +1,103 @@
+"""Staged training (paper §4.2, SPEC §8): FCN-16s starts from a trained FCN-32s, FCN-8s from
+a trained FCN-16s.
+
+``transfer_weights`` copies every parameter (and buffer, e.g. BatchNorm statistics) whose name
+and shape match: the trunk, ``score_fr``, and for 16s -> 8s also ``upscore2`` and
+``score_pool4``. The target's new skip layers (``score_pool4``/``score_pool3``) keep their zero
+initialisation, so at the moment of transfer the new skip adds nothing ("unmodified
+predictions", paper §4.2) and the fused coarse scores are exactly the source's. The final
+outputs are still not bit-identical: the target upsamples through a different chain
+(e.g. bilinear x2 then x16 instead of x32), which agrees with the source only where the
+coarse scores vary linearly.
+"""
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import paddle.nn as nn
+
+from paddle_fcn.models.weights import read_state_dict
+
+__all__ = ["TransferReport", "transfer_weights"]
+
+_SHOW = 5
+
+
+@dataclass
+class TransferReport:
+    """``copied``: target keys set from the source; ``left``: target keys absent from the
+    source (kept as initialised); ``unused``: source keys the target lacks (e.g. FCN-32s's
+    ``upscore``); ``skipped``: same name, different shape ``(key, source, target)``."""
+
+    copied: list = field(default_factory=list)
+    left: list = field(default_factory=list)
+    unused: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
+    source: str = ""
+
+    def __str__(self):
+        lines = [f"transferred {len(self.copied)} tensors from {self.source}"]
+        for kind, keys in (("left at target init", self.left), ("unused", self.unused)):
+            if keys:
+                more = f", ... (+{len(keys) - _SHOW})" if len(keys) > _SHOW else ""
+                lines.append(f"  {len(keys)} {kind}: {', '.join(keys[:_SHOW])}{more}")
+        if self.skipped:
+            shown = ", ".join(f"{k} {list(s)} vs {list(t)}" for k, s, t in self.skipped[:_SHOW])
+            lines.append(f"  {len(self.skipped)} skipped (shape differs): {shown}")
+        return "\n".join(lines)
+
+
+def _source_state(source):
+    if isinstance(source, nn.Layer):
+        state = {k: np.asarray(v.numpy()) for k, v in source.state_dict().items()}
+        return state, f"{type(source).__name__} ({getattr(source, 'variant', '?')})"
+    if isinstance(source, (str, os.PathLike)):
+        return read_state_dict(source), os.fspath(source)
+    raise TypeError(f"transfer_weights source must be a model or a .pdparams path, "
+                    f"got {type(source).__name__}")
+
+
+def _check_compatible(state, targets, where, target):
+    """Raise ``ValueError`` if the models differ in number of classes or backbone."""
+    key = "score_fr.weight"
+    if key not in targets:
+        raise TypeError(f"target {type(target).__name__} is not an FCN: it has no {key}")
+    if key not in state:
+        raise ValueError(f"source {where} is not an FCN state dict: it has no {key}")
+    source_classes, target_classes = state[key].shape[0], targets[key].shape[0]
+    if source_classes != target_classes:
+        raise ValueError(f"source {where} scores {source_classes} classes but the target "
+                         f"{target_classes}: staged training needs the same classes")
+    source_keys = {k for k in state if k.startswith("backbone.")}
+    target_keys = {k for k in targets if k.startswith("backbone.")}
+    differ = sorted(source_keys ^ target_keys)
+    differ += sorted(k for k in source_keys & target_keys
+                     if tuple(state[k].shape) != tuple(targets[k].shape))
+    if differ:
+        raise ValueError(f"source {where} and target have different backbones; first "
+                         f"differing keys: {', '.join(differ[:_SHOW])}")
+
+
+def transfer_weights(source, target):
+    """Initialise ``target`` (a freshly built FCN) from ``source`` (a trained FCN model, or
+    the path of its ``.pdparams`` state dict): copy every tensor whose name and shape match.
+
+    Returns (and prints) a ``TransferReport``. Raises ``ValueError`` naming the source if the
+    two differ in number of classes or in backbone (key names or shapes under ``backbone.``).
+    """
+    state, where = _source_state(source)
+    targets = target.state_dict()
+    _check_compatible(state, targets, where, target)
+    report = TransferReport(source=where)
+    for key, tensor in targets.items():
+        if key not in state:
+            report.left.append(key)
+        elif tuple(state[key].shape) != tuple(tensor.shape):
+            report.skipped.append((key, tuple(state[key].shape), tuple(tensor.shape)))
+        else:
+            dtype = np.dtype(str(tensor.dtype).split(".")[-1])  # paddle.float32 -> float32
+            tensor.set_value(state[key].astype(dtype, copy=False))
+            report.copied.append(key)
+    report.unused = [k for k in state if k not in targets]
+    print(report)
+    return report

@@ -1,0 +1,249 @@
+"""VGG16 (Simonyan & Zisserman, ICLR 2015) as the FCN trunk, and FC -> conv conversion.
+
+FCN (Long, Shelhamer, Darrell, CVPR 2015, §3.1) keeps VGG16's convolutions and recasts its
+fully connected layers as convolutions whose kernels cover their whole input (SPEC §1):
+fc6 (25088 -> 4096 on a 7 x 7 x 512 pool5) is a 7 x 7 conv with 4096 outputs, fc7 a 1 x 1
+conv. ``VGG16Backbone`` is the trunk of the FCN models with the paper's layer names;
+``convolutionalize`` turns a ``paddle.vision.models.vgg16()`` classifier into a fully
+convolutional net (seed 003). Both use ``fc_to_conv`` for the weight conversion.
+"""
+import numpy as np
+import paddle.nn as nn
+import paddle.nn.functional as F
+
+from paddle_fcn.models.weights import (
+    IMAGENET_NORMALIZATION, WeightsError, load_weights, read_state_dict,
+)
+
+__all__ = ["VGG16_SPEC", "GEOMETRIES", "VGG16Backbone", "ConvolutionalVGG", "convolutionalize",
+           "fc_to_conv", "imagenet_to_trunk"]
+
+# torchvision/paddle.vision "D" configuration: channels of each 3x3 conv, "M" = 2x2 max pool.
+VGG16_SPEC = [
+    64, 64, "M",  # conv1_1, conv1_2, pool1: 1/2
+    128, 128, "M",  # conv2_x, pool2: 1/4
+    256, 256, 256, "M",  # conv3_x, pool3: 1/8
+    512, 512, 512, "M",  # conv4_x, pool4: 1/16
+    512, 512, 512, "M",  # conv5_x, pool5: 1/32
+]
+GEOMETRIES = ("aligned", "caffe")
+FC6_KERNEL = 7  # pool5 of a 224 x 224 ImageNet crop is 7 x 7
+CAFFE_INPUT_PAD = 100  # conv1_1 padding of the reference nets (fcn.berkeleyvision.org)
+
+
+def _he_init():
+    # He et al. variance for ReLU nets; uniform rather than normal because drawing fc6's 102 M
+    # normal samples costs ~2 s per model build on a CPU. Irrelevant once ImageNet weights load.
+    return nn.initializer.KaimingUniform(nonlinearity="relu")
+
+
+class VGG16Backbone(nn.Layer):
+    """VGG16 conv1_1 ... pool5, then fc6 (7 x 7 conv, 4096) and fc7 (1 x 1 conv, 4096), each
+    followed by ReLU and dropout. Follows the Backbone contract of docs/architecture.md.
+
+    ``forward(x)``: ``N x 3 x H x W`` -> ``{"pool1": 1/2, ..., "pool5": 1/32, "fc7": 1/32}``
+    (``fc7`` has 4096 channels). Two geometries:
+
+    * ``"aligned"`` (the blog's): 3 x 3 convs padded 1, floor-mode pools, fc6 padded 3, so for
+      H, W multiples of 32 (the FCN head pads its input to that) poolk is exactly H / 2**k and
+      fc7 is H / 32.
+    * ``"caffe"`` (the reference nets): conv1_1 padded 100 so that any input, even 1 x 1, still
+      leaves a 7 x 7 pool5 for the unpadded fc6; ceil-mode pools as in caffe. The FCN head
+      crops the result back with offsets computed from ``path_to``.
+    """
+
+    skip_names = ("pool3", "pool4", "fc7")  # 1/8, 1/16, 1/32
+
+    def __init__(self, geometry="aligned", dropout=0.5):
+        super().__init__()
+        if geometry not in GEOMETRIES:
+            raise ValueError(f"VGG16 geometry must be one of {GEOMETRIES}, got {geometry!r}")
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) \
+                or not 0 <= dropout < 1:
+            raise ValueError(f"VGG16 dropout must be a probability in [0, 1), got {dropout!r}")
+        caffe = geometry == "caffe"
+        self.geometry = geometry
+        self.normalization = dict(IMAGENET_NORMALIZATION)
+        self.out_channels = {}
+        self._trunk = []  # conv1_1 ... pool5 in order
+        channels, block, index = 3, 1, 1
+        for width in VGG16_SPEC:
+            if width == "M":
+                name = f"pool{block}"
+                layer = nn.MaxPool2D(2, stride=2, ceil_mode=caffe)  # 1/2**block
+                self.out_channels[name] = channels
+                block, index = block + 1, 1
+            else:
+                name = f"conv{block}_{index}"
+                pad = CAFFE_INPUT_PAD if caffe and name == "conv1_1" else 1
+                layer = nn.Conv2D(channels, width, 3, padding=pad, weight_attr=_he_init())
+                channels, index = width, index + 1
+            self.add_sublayer(name, layer)
+            self._trunk.append(name)
+        self.fc6 = nn.Conv2D(channels, 4096, FC6_KERNEL, padding=0 if caffe else FC6_KERNEL // 2,
+                             weight_attr=_he_init())  # 1/32
+        self.drop6 = nn.Dropout(dropout)
+        self.fc7 = nn.Conv2D(4096, 4096, 1, weight_attr=_he_init())  # 1/32
+        self.drop7 = nn.Dropout(dropout)
+        self.out_channels.update(fc6=4096, fc7=4096)
+
+    def forward(self, x):
+        features = {}
+        for name in self._trunk:  # conv1_1 ... pool5; pool k is 1/2**k
+            layer = getattr(self, name)
+            if name.startswith("pool"):
+                x = features[name] = layer(x)
+            else:
+                x = F.relu(layer(x))
+        x = self.drop6(F.relu(self.fc6(x)))  # 1/32
+        features["fc7"] = self.drop7(F.relu(self.fc7(x)))  # 1/32
+        return features
+
+    def path_to(self, name):
+        """The layers (Conv2D / MaxPool2D objects) from the input to feature ``name``, in order;
+        the FCN head reads their kernel/stride/padding to compute its crop offsets."""
+        names = self._trunk + ["fc6", "fc7"]
+        if name not in names:
+            raise KeyError(f"VGG16Backbone has no feature {name!r}; known: {', '.join(names)}")
+        return [getattr(self, n) for n in names[: names.index(name) + 1]]
+
+    def load_imagenet(self, path):
+        """Load ``paddle.vision.models.vgg16`` ImageNet weights (``.pdparams``, or a torchvision
+        ``.pth`` read by ``weights.read_state_dict``) into conv1_1 ... fc7; the 1000-way
+        classifier.6 is not used. Returns the ``LoadReport``; raises ``WeightsError`` naming
+        the file and key for anything that does not fit."""
+        state = imagenet_to_trunk(read_state_dict(path), path)
+        return load_weights(self, state, path)
+
+
+def _spec_conv_names():
+    """(our name, paddle.vision ``features`` index) for every conv of ``VGG16_SPEC``: each conv
+    is followed by a ReLU (two entries of ``features``), each "M" is one MaxPool2D."""
+    pairs, index, block, conv = [], 0, 1, 1
+    for width in VGG16_SPEC:
+        if width == "M":
+            index, block, conv = index + 1, block + 1, 1
+        else:
+            pairs.append((f"conv{block}_{conv}", index))
+            index, conv = index + 2, conv + 1
+    return pairs
+
+
+def fc_to_conv(weight, in_channels, kernel, what="fully connected layer"):
+    """A Paddle ``Linear`` weight ``[in_channels * kernel * kernel, out]`` as the equivalent conv
+    weight ``[out, in_channels, kernel, kernel]``.
+
+    ``Linear`` acts on the flattened ``C x k x k`` input (channel-major, as ``paddle.flatten``
+    of NCHW), so row ``c * k * k + i * k + j`` of the weight multiplies input ``(c, i, j)``.
+    """
+    weight = np.asarray(weight)
+    expected = in_channels * kernel * kernel
+    if weight.ndim != 2 or weight.shape[0] != expected:
+        raise ValueError(
+            f"{what}: weight of shape {list(weight.shape)} cannot act on a {in_channels} x "
+            f"{kernel} x {kernel} input (expected [{expected}, out], Paddle Linear layout)"
+        )
+    return np.ascontiguousarray(weight.T.reshape(weight.shape[1], in_channels, kernel, kernel))
+
+
+def imagenet_to_trunk(state, source):
+    """Translate a paddle.vision VGG16 state dict (``features.N.*``, ``classifier.{0,3,6}.*``)
+    to ``VGG16Backbone`` keys: features.N -> conv1_1 ... conv5_3, classifier.0 -> fc6 (as a
+    7 x 7 conv), classifier.3 -> fc7 (1 x 1); classifier.6 (the 1000-way layer) is dropped.
+    Raises ``WeightsError`` naming ``source`` for a missing key or a key it does not know."""
+    state = dict(state)
+    out = {}
+
+    def take(key):
+        if key not in state:
+            raise WeightsError(
+                f"{source} is not a paddle.vision/torchvision VGG16 state dict: no {key!r} "
+                f"(a vgg16_bn file has different indices)"
+            )
+        return state.pop(key)
+
+    for name, index in _spec_conv_names():
+        out[f"{name}.weight"] = take(f"features.{index}.weight")
+        out[f"{name}.bias"] = take(f"features.{index}.bias")
+    for name, index, in_channels, kernel in (("fc6", 0, 512, FC6_KERNEL), ("fc7", 3, 4096, 1)):
+        key = f"classifier.{index}.weight"
+        try:
+            out[f"{name}.weight"] = fc_to_conv(take(key), in_channels, kernel, f"{source}: {key}")
+        except ValueError as e:
+            raise WeightsError(str(e)) from None
+        out[f"{name}.bias"] = take(f"classifier.{index}.bias")
+    unknown = sorted(k for k in state if not k.startswith("classifier.6."))
+    if unknown:
+        raise WeightsError(f"{source}: keys not in a VGG16 classifier: {', '.join(unknown[:5])}")
+    return out
+
+
+class ConvolutionalVGG(nn.Layer):
+    """A VGG classifier recast as a fully convolutional net (SPEC §1, seed 003); built by
+    ``convolutionalize``. ``N x 3 x H x W`` -> ``N x K x (H//32 - 6) x (W//32 - 6)`` class
+    scores (``H, W >= 224``)."""
+
+    def __init__(self, features, fc6, fc7, fc8, dropout):
+        super().__init__()
+        self.features = features  # conv1_1 ... pool5, shared with the source classifier
+        self.fc6 = fc6  # 7 x 7, unpadded
+        self.fc7 = fc7  # 1 x 1
+        self.fc8 = fc8  # 1 x 1, K classes
+        self.drop6 = nn.Dropout(dropout)
+        self.drop7 = nn.Dropout(dropout)
+
+    def forward(self, x):
+        return self.score(self.features(x))  # pool5 is 1/32
+
+    def score(self, pool5):
+        """fc6 ... fc8 on a pool5 map ``N x 512 x h x w`` -> ``N x K x (h-6) x (w-6)``."""
+        if pool5.shape[2] < FC6_KERNEL or pool5.shape[3] < FC6_KERNEL:
+            raise ValueError(
+                f"pool5 is {pool5.shape[2]} x {pool5.shape[3]} but fc6 needs at least "
+                f"{FC6_KERNEL} x {FC6_KERNEL}: the input must be at least 224 x 224"
+            )
+        x = self.drop6(F.relu(self.fc6(pool5)))  # 1/32
+        x = self.drop7(F.relu(self.fc7(x)))  # 1/32
+        return self.fc8(x)  # 1/32
+
+
+def _conv_from_linear(linear, in_channels, kernel, what):
+    weight = fc_to_conv(linear.weight.numpy(), in_channels, kernel, what)
+    # Constant init, then set_value: Assign(...) of fc6's 102 M values takes ~30 s.
+    conv = nn.Conv2D(in_channels, weight.shape[0], kernel,
+                     weight_attr=nn.initializer.Constant(0.0))
+    conv.weight.set_value(weight)
+    conv.bias.set_value(linear.bias.numpy())
+    return conv
+
+
+def convolutionalize(vgg):
+    """Turn a ``paddle.vision.models.vgg16(num_classes=K)`` classifier into a fully
+    convolutional net (``ConvolutionalVGG``): fc6 becomes an unpadded 7 x 7 conv, fc7 and fc8
+    1 x 1 convs, with the classifier's weights; ``features`` is shared, not copied.
+
+    The result maps ``N x 3 x H x W`` (H, W >= 224) to ``N x K x h x w`` score maps. At
+    224 x 224 the 1 x 1 map is the classifier's logits. At 384 x 384 pool5 is 12 x 12 and the
+    map is 6 x 6 ((12 - 7) / 1 + 1): cell (i, j) equals the FC layers applied to the 7 x 7
+    pool5 window at (i, j), i.e. the classifier run on the 224 x 224 image window at
+    (32 i, 32 j) (stride 32), all in one pass that shares the convolutions of overlapping
+    windows. It is not bit-equal to cropping that window and classifying it: the crop's convs
+    see zero padding at the crop border where the full image has real neighbours, so pool5
+    cells near the window's edge differ. The adaptive 7 x 7 average pool of paddle.vision's
+    VGG (the identity at 224 x 224) is dropped: it would squash the dense map to 7 x 7.
+    """
+    classifier = getattr(vgg, "classifier", None)
+    if classifier is None or not hasattr(vgg, "features"):
+        raise ValueError(
+            f"convolutionalize needs a paddle.vision VGG with a classifier (num_classes > 0); "
+            f"got {type(vgg).__name__} without `features`/`classifier`"
+        )
+    linears = [classifier[i] for i in (0, 3, 6)] if len(classifier) == 7 else []
+    if not all(isinstance(layer, nn.Linear) for layer in linears):
+        raise ValueError("convolutionalize expects paddle.vision's VGG classifier layout "
+                         "(Linear at classifier.0, .3 and .6)")
+    in_channels = linears[0].weight.shape[0] // (FC6_KERNEL * FC6_KERNEL)
+    fc6 = _conv_from_linear(linears[0], in_channels, FC6_KERNEL, "classifier.0 (fc6)")
+    fc7 = _conv_from_linear(linears[1], fc6.weight.shape[0], 1, "classifier.3 (fc7)")
+    fc8 = _conv_from_linear(linears[2], fc7.weight.shape[0], 1, "classifier.6 (fc8)")
+    return ConvolutionalVGG(vgg.features, fc6, fc7, fc8, dropout=classifier[2].p)

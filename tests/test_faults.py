@@ -1,0 +1,97 @@
+"""Faults: a diverging loss stops cleanly, a SIGKILL'ed run resumes to the same weights."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import paddle
+import pytest
+
+from paddle_fcn.config import ConfigError, load_config
+from paddle_fcn.engine.checkpoint import CheckpointError
+from paddle_fcn.engine.trainer import TrainingDiverged, train
+from test_train import ROOT, write_config
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("synthetic"))
+
+
+def _finite(path):
+    weights = paddle.load(path)
+    return all(np.isfinite(v.numpy()).all() for v in weights.values())
+
+
+def test_nan_loss_stops_with_iteration_and_keeps_good_files(tmp_path, data_root):
+    config = write_config(tmp_path / "c.yml", data_root, str(tmp_path / "run"), iters=30, save=1,
+                          lr=1.0e30)
+    cfg = load_config(config, ["eval_interval=1", "loss.reduction=sum"])
+    with pytest.raises(TrainingDiverged) as err:
+        train(cfg, progress=False)
+    message = str(err.value)
+    assert "at iteration" in message and "learning rate" in message and "reduction='sum'" in message
+    failed_at = int(message.split("at iteration ")[1].split(".")[0])
+    run = tmp_path / "run"
+    kept = sorted(n for n in os.listdir(run) if n.startswith("iter_"))
+    assert kept and kept[-1] == f"iter_{failed_at - 1:06d}"  # nothing written for the bad step
+    assert _finite(str(run / kept[-1] / "model.pdparams"))
+    assert _finite(str(run / "best_model" / "model.pdparams"))
+
+
+def test_train_cli_reports_divergence_with_exit_code(tmp_path, data_root):
+    config = write_config(tmp_path / "c.yml", data_root, str(tmp_path / "run"), iters=30, save=30,
+                          lr=1.0e30)
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "train.py"), "--config",
+                           config, "--no_progress", "--opts", "loss.reduction=sum"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 3
+    assert "error: loss is" in proc.stderr and "at iteration" in proc.stderr
+
+
+def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path, data_root):
+    iters = 40
+    straight = load_config(write_config(tmp_path / "a.yml", data_root, str(tmp_path / "a"),
+                                        iters=iters, save=2))
+    train(straight, progress=False)
+
+    config = write_config(tmp_path / "b.yml", data_root, str(tmp_path / "b"), iters=iters, save=2)
+    cmd = [sys.executable, os.path.join(ROOT, "tools", "train.py"), "--config", config,
+           "--no_progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not (tmp_path / "b" / "iter_000006").exists():
+        assert proc.poll() is None, "training ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    assert not (tmp_path / "b" / f"iter_{iters:06d}").exists()
+
+    resumed = subprocess.run(cmd + ["--resume_model", str(tmp_path / "b")],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from" in resumed.stdout
+    final = f"iter_{iters:06d}"
+    a = paddle.load(str(tmp_path / "a" / final / "model.pdparams"))
+    b = paddle.load(str(tmp_path / "b" / final / "model.pdparams"))
+    for key in a:  # CPU kernels here are deterministic: bit-exact
+        np.testing.assert_array_equal(a[key].numpy(), b[key].numpy(), err_msg=key)
+
+
+def test_resume_from_a_path_without_checkpoints_is_a_clear_error(tmp_path, data_root):
+    cfg = load_config(write_config(tmp_path / "c.yml", data_root, str(tmp_path / "run"), iters=4))
+    with pytest.raises(CheckpointError, match="neither a checkpoint"):
+        train(cfg, resume_model=str(tmp_path), progress=False)
+
+
+def test_opts_type_error_names_the_key(tmp_path, data_root):
+    config = write_config(tmp_path / "c.yml", data_root, str(tmp_path / "run"))
+    with pytest.raises(ConfigError, match="lr_scheduler.learning_rate"):
+        load_config(config, ["lr_scheduler.learning_rate=fast"])
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "train.py"), "--config",
+                           config, "--opts", "optimizer.momentun=0.9"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "did you mean 'optimizer.momentum'" in proc.stderr

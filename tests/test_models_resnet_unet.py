@@ -1,0 +1,162 @@
+"""ResNet FCN builders and U-Net: shapes at odd sizes, strides, initial outputs, structure."""
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+import pytest
+
+from paddle_fcn.models import build_model
+from paddle_fcn.models.resnet import ResNetBackbone
+from paddle_fcn.models.unet import UNet, UNetEncoder
+from paddle_fcn.models.weights import IMAGENET_NORMALIZATION
+
+ODD_SIZES = [(23, 37), (65, 47)]
+
+
+# ----------------------------------------------------------------------------- FCN-ResNet
+@pytest.mark.parametrize("depth", [18, 34, 50])
+@pytest.mark.parametrize("variant", ["32s", "16s", "8s"])
+def test_fcn_resnet_odd_sizes_give_zero_scores_of_input_size(depth, variant):
+    model = build_model(f"fcn{variant}_resnet{depth}", 5, width=8)
+    assert isinstance(model.backbone, ResNetBackbone)
+    assert model.normalization == IMAGENET_NORMALIZATION
+    for height, width in ODD_SIZES:
+        out = model(paddle.randn([2, 3, height, width]))
+        assert list(out.shape) == [2, 5, height, width]
+        # score layers start at zero, so a fresh FCN predicts uniform class probabilities
+        assert np.all(out.numpy() == 0.0)
+
+
+def test_fcn8s_resnet34_full_width_on_a_tiny_input():
+    model = build_model("fcn8s_resnet34", 21)
+    model.eval()
+    out = model(paddle.randn([1, 3, 33, 30]))
+    assert list(out.shape) == [1, 21, 33, 30] and np.all(out.numpy() == 0.0)
+
+
+@pytest.mark.parametrize("depth", [18, 34, 50])
+def test_backbone_strides_are_exact_on_a_multiple_of_32(depth):
+    backbone = ResNetBackbone(depth, width=8)
+    features = backbone(paddle.randn([1, 3, 64, 96]))
+    expansion = 4 if depth == 50 else 1
+    expected = {"layer1": (16, 24), "layer2": (8, 12), "layer3": (4, 6), "layer4": (2, 3)}
+    for name, (h, w) in expected.items():
+        channels = backbone.out_channels[name]
+        assert list(features[name].shape) == [1, channels, h, w], name
+    assert backbone.skip_names == ("layer2", "layer3", "layer4")
+    assert backbone.out_channels["layer4"] == 64 * expansion  # width 8 x 8 (x4 bottleneck)
+
+
+def test_backbone_on_odd_sizes_rounds_up():
+    features = ResNetBackbone(18, width=8)(paddle.randn([1, 3, 65, 33]))
+    # every stride-2 layer maps n -> ceil(n / 2)
+    assert list(features["layer2"].shape[2:]) == [9, 5]
+    assert list(features["layer4"].shape[2:]) == [3, 2]
+
+
+@pytest.mark.parametrize("depth", [18, 34, 50])
+def test_backbone_matches_paddle_vision_resnet(depth):
+    reference = getattr(paddle.vision.models, f"resnet{depth}")()
+    backbone = ResNetBackbone(depth)
+    expected = {k: v for k, v in reference.state_dict().items() if not k.startswith("fc.")}
+    assert {k: list(v.shape) for k, v in backbone.state_dict().items()} == \
+        {k: list(v.shape) for k, v in expected.items()}
+    backbone.set_state_dict(expected)
+    reference.eval(), backbone.eval()
+    x = paddle.randn([1, 3, 32, 64])
+    trunk = paddle.nn.Sequential(reference.conv1, reference.bn1, reference.relu, reference.maxpool,
+                                 reference.layer1, reference.layer2, reference.layer3,
+                                 reference.layer4)
+    np.testing.assert_allclose(backbone(x)["layer4"].numpy(), trunk(x).numpy(), rtol=0, atol=0)
+
+
+def test_resnet_rejects_bad_depth_and_width():
+    with pytest.raises(ValueError, match="depth must be one of \\[18, 34, 50\\], got 101"):
+        ResNetBackbone(101)
+    with pytest.raises(ValueError, match="width must be a positive integer, got 0"):
+        ResNetBackbone(18, width=0)
+
+
+def test_fcn_resnet_trains_on_one_image():
+    paddle.seed(1)
+    model = build_model("fcn8s_resnet18", 2, width=8, learnable_upsample=True)
+    x = paddle.randn([1, 3, 32, 32])
+    label = paddle.zeros([1, 32, 32], dtype="int64")
+    label[:, :, 16:] = 1  # right half is class 1
+    opt = paddle.optimizer.Adam(0.01, parameters=[p for p in model.parameters()
+                                                  if not p.stop_gradient])
+    losses = []
+    for _ in range(30):
+        loss = F.cross_entropy(model(x), label, axis=1)
+        loss.backward()
+        opt.step(), opt.clear_grad()
+        losses.append(float(loss))
+    assert abs(losses[0] - np.log(2)) < 1e-6  # zero scores: loss is ln C
+    assert losses[-1] < 0.5 * losses[0]
+
+
+# ----------------------------------------------------------------------------- U-Net
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_unet_odd_sizes(batch_norm):
+    model = build_model("unet", 4, width=4, batch_norm=batch_norm)
+    assert isinstance(model.backbone, UNetEncoder)
+    assert model.normalization == IMAGENET_NORMALIZATION
+    for height, width in ODD_SIZES + [(1, 1)]:
+        out = model(paddle.randn([2, 3, height, width]))
+        assert list(out.shape) == [2, 4, height, width]
+        assert np.all(out.numpy() == 0.0)  # zero-initialised final 1x1 conv
+
+
+def test_unet_paper_configuration():
+    """width 64, depth 4: 64..1024 channels and the paper's 23 convolutional layers."""
+    encoder = UNetEncoder(width=64, depth=4)
+    assert list(encoder.out_channels.values()) == [64, 128, 256, 512, 1024]
+    model = UNet(2, width=4, depth=4)  # layer count does not depend on width
+    convs = [m for m in model.sublayers() if isinstance(m, (paddle.nn.Conv2D,
+                                                           paddle.nn.Conv2DTranspose))]
+    assert len(convs) == 23
+    assert all(m._kernel_size == [2, 2] and m._stride == [2, 2] for m in model.up)
+
+
+def test_unet_encoder_levels_halve():
+    features = UNetEncoder(width=4, depth=3)(paddle.randn([1, 3, 32, 48]))
+    shapes = [list(f.shape) for f in features.values()]
+    assert shapes == [[1, 4, 32, 48], [1, 8, 16, 24], [1, 16, 8, 12], [1, 32, 4, 6]]
+
+
+def test_unet_pads_then_crops_to_the_input():
+    """Scores for an odd-sized image are the top-left crop of the scores for that image
+    zero-padded to a multiple of 2**depth."""
+    model = UNet(3, width=4, depth=4)
+    model.score.weight.set_value(paddle.randn(model.score.weight.shape))
+    model.eval()
+    x = paddle.randn([2, 3, 23, 37])
+    padded = F.pad(x, [0, 11, 0, 9])  # to 32 x 48
+    out, out_padded = model(x).numpy(), model(padded).numpy()
+    assert np.abs(out).max() > 0
+    np.testing.assert_allclose(out, out_padded[:, :, :23, :37], rtol=1e-5, atol=1e-6)
+
+
+def test_unet_trains_on_one_image():
+    paddle.seed(1)
+    model = UNet(2, width=4, depth=2)
+    x = paddle.randn([1, 3, 16, 16])
+    label = paddle.zeros([1, 16, 16], dtype="int64")
+    label[:, 4:12, 4:12] = 1
+    opt = paddle.optimizer.Adam(0.01, parameters=model.parameters())
+    losses = []
+    for _ in range(30):
+        loss = F.cross_entropy(model(x), label, axis=1)
+        loss.backward()
+        opt.step(), opt.clear_grad()
+        losses.append(float(loss))
+    assert abs(losses[0] - np.log(2)) < 1e-6
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_unet_rejects_bad_options_and_input():
+    with pytest.raises(ValueError, match="depth must be a positive integer, got 0"):
+        UNet(2, depth=0)
+    with pytest.raises(ValueError, match="width must be a positive integer, got 2.5"):
+        UNet(2, width=2.5)
+    with pytest.raises(ValueError, match=r"N x 3 x H x W input, got shape \[1, 1, 8, 8\]"):
+        UNet(2, width=4, depth=1)(paddle.randn([1, 1, 8, 8]))

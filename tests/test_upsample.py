@@ -1,0 +1,145 @@
+"""Upsampling (SPEC §6-7): bilinear kernel, size formula, transposed-conv upsampler vs OpenCV,
+parameter-free bilinear resize, max unpooling."""
+import itertools
+
+import cv2
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+import pytest
+
+from paddle_fcn.upsample import (
+    BilinearUpsample, bilinear_kernel, bilinear_resize, conv_transpose_output_size,
+    deconv_geometry, max_pool_with_indices, max_unpool,
+)
+
+
+def test_bilinear_kernel_values():
+    ramp4 = np.array([0.25, 0.75, 0.75, 0.25])
+    np.testing.assert_allclose(bilinear_kernel(4), np.outer(ramp4, ramp4))
+    ramp3 = np.array([0.5, 1.0, 0.5])
+    np.testing.assert_allclose(bilinear_kernel(3), np.outer(ramp3, ramp3))
+    assert bilinear_kernel(1).tolist() == [[1.0]]
+    assert bilinear_kernel(64).dtype == np.float32
+    with pytest.raises(ValueError, match="kernel size"):
+        bilinear_kernel(0)
+
+
+def test_deconv_geometry():
+    assert deconv_geometry(2) == (4, 2, 1)
+    assert deconv_geometry(8) == (16, 8, 4)
+    assert deconv_geometry(32) == (64, 32, 16)
+    assert deconv_geometry(3) == (5, 3, 1)  # odd: kernel 2f - 1, padding (f - 1) / 2
+    assert deconv_geometry(1) == (1, 1, 0)  # identity
+    for bad in (0, -2, 2.5, True, "2"):
+        with pytest.raises(ValueError, match="factor"):
+            deconv_geometry(bad)
+
+
+def test_size_formula_matches_paddle():
+    weight = paddle.ones([1, 1, 1, 1])
+    for size, kernel, stride, padding, extra in itertools.product(
+            (1, 2, 5), (1, 2, 3, 4), (1, 2, 3), (0, 1), (0, 1)):
+        output_padding = extra if extra < stride else 0  # Paddle needs output_padding < stride
+        try:
+            expected = conv_transpose_output_size(size, kernel, stride, padding, output_padding)
+        except ValueError:
+            assert (size - 1) * stride - 2 * padding + kernel + output_padding < 1
+            continue
+        x = paddle.ones([1, 1, size, size])
+        out = F.conv2d_transpose(x, weight.expand([1, 1, kernel, kernel]), stride=stride,
+                                 padding=padding, output_padding=output_padding)
+        assert out.shape[2] == expected, (size, kernel, stride, padding, output_padding)
+    assert conv_transpose_output_size(3, 3, 1, 0, dilation=2) == 7
+
+
+@pytest.mark.parametrize("factor", [1, 2, 3, 8, 32])
+def test_deconv_geometry_gives_exact_factor(factor):
+    kernel, stride, padding = deconv_geometry(factor)
+    for size in (1, 2, 7):
+        assert conv_transpose_output_size(size, kernel, stride, padding) == factor * size
+
+
+@pytest.mark.parametrize("factor, hw", [(2, (7, 9)), (3, (6, 5)), (8, (5, 6)), (32, (4, 3))])
+def test_upsampler_equals_opencv_away_from_border(factor, hw):
+    image = np.random.rand(*hw).astype(np.float32)
+    up = BilinearUpsample(1, factor)
+    out = up(paddle.to_tensor(image[None, None])).numpy()[0, 0]
+    ref = cv2.resize(image, (hw[1] * factor, hw[0] * factor), interpolation=cv2.INTER_LINEAR)
+    assert out.shape == ref.shape
+    f = factor
+    np.testing.assert_allclose(out[f:-f, f:-f], ref[f:-f, f:-f], atol=1e-5)
+    if factor > 1:  # at the border the transposed conv sees zeros, OpenCV the replicated edge
+        assert np.abs(out - ref).max() > 0.01
+
+
+@pytest.mark.parametrize("learnable", [False, True])
+def test_upsampler_constant_interior_and_no_channel_mixing(learnable):
+    up = BilinearUpsample(3, 8, learnable=learnable)
+    x = np.zeros((1, 3, 4, 5), np.float32)
+    x[0, 1] = 2.5  # constant map in channel 1 only
+    out = up(paddle.to_tensor(x)).numpy()
+    assert out.shape == (1, 3, 32, 40)
+    np.testing.assert_allclose(out[0, 1, 8:-8, 8:-8], 2.5, rtol=1e-6)
+    assert np.all(out[0, [0, 2]] == 0)  # the one-hot channel stayed in its channel
+    assert up.up.weight.stop_gradient is (not learnable)
+    assert up.up.weight.shape == ([3, 3, 16, 16] if learnable else [3, 1, 16, 16])
+
+
+def test_unpadded_upsampler_is_the_padded_one_uncropped():
+    # caffe geometry: kernel 2f, stride f, padding 0 -> (h - 1) f + 2f, the aligned map
+    # plus f/2 extra pixels on each side
+    x = paddle.to_tensor(np.random.rand(1, 2, 3, 4).astype(np.float32))
+    aligned = BilinearUpsample(2, 8)(x).numpy()
+    caffe = BilinearUpsample(2, 8, padding=False)(x).numpy()
+    assert caffe.shape == (1, 2, 2 * 8 + 16, 3 * 8 + 16)
+    np.testing.assert_allclose(caffe[:, :, 4:-4, 4:-4], aligned, atol=1e-6)
+
+
+def test_upsampler_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="channels"):
+        BilinearUpsample(0, 2)
+    with pytest.raises(ValueError, match="factor"):
+        BilinearUpsample(2, 0)
+
+
+@pytest.mark.parametrize("size", [(13, 11), (10, 14), (3, 4), (2, 3), (1, 1), (1, 7), (5, 1),
+                                  (5, 7), (40, 3)])
+def test_bilinear_resize_equals_opencv(size):
+    image = np.random.rand(2, 3, 5, 7).astype(np.float32)
+    out = bilinear_resize(paddle.to_tensor(image), size).numpy()
+    assert out.shape == (2, 3) + size
+    for n, c in itertools.product(range(2), range(3)):
+        ref = cv2.resize(image[n, c], (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+        np.testing.assert_allclose(out[n, c], ref.reshape(size), atol=1e-6)
+
+
+def test_bilinear_resize_rejects_bad_size():
+    x = paddle.zeros([1, 1, 4, 4])
+    with pytest.raises(ValueError, match="size"):
+        bilinear_resize(x, (0, 3))
+    with pytest.raises(ValueError, match="size"):
+        bilinear_resize(x, (2, 3, 4))
+
+
+@pytest.mark.parametrize("ceil_mode", [False, True])
+def test_max_unpool_restores_values_at_argmax(ceil_mode):
+    # a permutation, so every window has a unique maximum
+    x = np.random.permutation(2 * 5 * 7).reshape(1, 2, 5, 7).astype(np.float32)
+    pooled, indices = max_pool_with_indices(paddle.to_tensor(x), 2, ceil_mode=ceil_mode)
+    out = max_unpool(pooled, indices, (5, 7)).numpy()
+    expected = np.zeros_like(x)
+    rows, cols = pooled.shape[2], pooled.shape[3]
+    for c, i, j in itertools.product(range(2), range(rows), range(cols)):
+        window = x[0, c, 2 * i:2 * i + 2, 2 * j:2 * j + 2]
+        di, dj = np.unravel_index(np.argmax(window), window.shape)
+        expected[0, c, 2 * i + di, 2 * j + dj] = window.max()
+    assert (rows, cols) == ((3, 4) if ceil_mode else (2, 3))
+    np.testing.assert_array_equal(out, expected)
+    assert np.count_nonzero(out) == 2 * rows * cols
+
+
+def test_max_unpool_rejects_mismatched_indices():
+    pooled, indices = max_pool_with_indices(paddle.rand([1, 1, 4, 4]), 2)
+    with pytest.raises(ValueError, match="differ in shape"):
+        max_unpool(pooled, indices[:, :, :1], (4, 4))

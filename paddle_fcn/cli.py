@@ -49,6 +49,8 @@ def _train_parser():
     p.add_argument("--use_vdl", action="store_true", default=None,
                    help="log to VisualDL (config: use_vdl)")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
+    p.add_argument("--skip_data_check", action="store_true",
+                   help="don't read every file before training (tools/check_data.py does it)")
     p.add_argument("--opts", nargs="*", default=[], metavar="KEY=VALUE",
                    help="override any config key, e.g. train_dataset.dataset_root=/data/VOC2012")
     return p
@@ -61,7 +63,8 @@ def train_main(argv=None):
     cfg = _load(args, flags)
     from paddle_fcn.engine.trainer import TrainingDiverged, train
     try:
-        summary = train(cfg, resume_model=args.resume_model, progress=not args.no_progress)
+        summary = train(cfg, resume_model=args.resume_model, progress=not args.no_progress,
+                        check_data=not args.skip_data_check)
     except TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         return 3

@@ -11,6 +11,12 @@ read only once, when the shared libraries load:
 ``configure()`` sets both with ``os.environ.setdefault`` (a user's explicit value wins) and is
 called by ``paddle_fcn/__init__.py`` before anything imports paddle. If paddle was imported
 first, the settings can no longer take effect and a warning says so.
+
+Under ``python -m paddle.distributed.launch`` the processes of one machine share its cores:
+each gets ``cores // PADDLE_LOCAL_SIZE`` threads (at least one) so that N training processes
+do not oversubscribe the CPU N-fold. The launcher's own ``import paddle`` writes
+``OMP_NUM_THREADS=1`` into the environment its workers inherit whenever it was unset, so
+under the launcher a value of exactly 1 is taken as unset; any other value is the user's.
 """
 import contextlib
 import io
@@ -18,7 +24,7 @@ import os
 import sys
 import warnings
 
-__all__ = ["configure", "import_paddle", "physical_cores"]
+__all__ = ["configure", "default_threads", "import_paddle", "physical_cores"]
 
 
 def physical_cores():
@@ -41,9 +47,26 @@ def physical_cores():
     return max(1, len(cores))
 
 
+def default_threads(environ=None, cores=None):
+    """Threads for this process: physical cores / processes the launcher started on this machine.
+
+    ``environ`` (default ``os.environ``): ``PADDLE_LOCAL_SIZE`` is set by
+    ``paddle.distributed.launch``. ``cores`` defaults to ``physical_cores()``.
+    """
+    environ = os.environ if environ is None else environ
+    cores = physical_cores() if cores is None else cores
+    try:
+        local = max(1, int(environ.get("PADDLE_LOCAL_SIZE", 1)))
+    except ValueError:
+        local = 1
+    return max(1, cores // local)
+
+
 def configure():
     """Set the thread and MKL environment for fast CPU execution; returns the thread count."""
-    threads = os.environ.setdefault("OMP_NUM_THREADS", str(physical_cores()))
+    if "PADDLE_LOCAL_SIZE" in os.environ and os.environ.get("OMP_NUM_THREADS") == "1":
+        del os.environ["OMP_NUM_THREADS"]  # the launcher's default, not a user's choice
+    threads = os.environ.setdefault("OMP_NUM_THREADS", str(default_threads()))
     os.environ.setdefault("MKL_NUM_THREADS", threads)
     os.environ.setdefault("MKL_DEBUG_CPU_TYPE", "5")
     if "paddle" in sys.modules and not getattr(configure, "_warned", False):
@@ -65,6 +88,8 @@ def import_paddle():
     is passed through. Its "No ccache found" warning (about compiling C++ extensions, which
     this project never does) is silenced too.
     """
+    # Printed on every training-mode BatchNorm call; it describes Paddle's normal behaviour.
+    warnings.filterwarnings("ignore", message="When training, we now always track global mean")
     if "paddle" in sys.modules:
         return sys.modules["paddle"]
     buf = io.StringIO()

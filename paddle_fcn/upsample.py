@@ -62,7 +62,8 @@ def deconv_geometry(factor):
 
     Even f: the blog's (2f, f, f/2): x2 -> (4, 2, 1), x8 -> (16, 8, 4), x32 -> (64, 32, 16).
     Odd f: f/2 is not an integer, so the kernel is shortened to 2f - 1 with padding (f - 1)/2
-    (the odd-size case of ``bilinear_kernel``, centred on a pixel); f = 1 is the identity (1, 1, 0).
+    (the odd-size case of ``bilinear_kernel``, centred on a pixel); f = 1 is the identity
+    (1, 1, 0).
     """
     factor = _positive_int(factor, "upsampling factor")
     kernel = 2 * factor - factor % 2

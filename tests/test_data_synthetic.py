@@ -51,10 +51,12 @@ def test_voc_layout_sizes_borders_and_classes(tmp_path):
             assert values <= set(range(6)) | {255}
             assert 255 in values and 0 in values
             present |= values
-            # void is a thin band along outlines, not blobs: a 5x5 erosion removes it
+            # void is a 4 px band along outlines, not blobs: a 3x3 erosion keeps its middle,
+            # a 7x7 erosion removes it (but where two outlines run close together)
             void = (label == 255).astype(np.uint8)
-            assert 0.01 < void.mean() < 0.25
-            assert cv2.erode(void, np.ones((5, 5), np.uint8)).sum() <= 0.02 * void.sum()
+            assert 0.05 < void.mean() < 0.5
+            assert cv2.erode(void, np.ones((3, 3), np.uint8)).sum() >= 0.3 * void.sum()
+            assert cv2.erode(void, np.ones((7, 7), np.uint8)).sum() <= 0.1 * void.sum()
     assert present == set(range(6)) | {255}
     sides = [s for shape in shapes for s in shape]
     assert all(40 <= s <= 64 for s in sides) and not all(s % 32 == 0 for s in sides)

@@ -34,6 +34,12 @@ def test_loss_class_weights_normalise_by_weight_sum():
         SegmentationLoss(2, class_weights=[1.0, 1.0, 1.0])
 
 
+def test_loss_normalizer_counts_valid_pixels_or_their_weights():
+    label = paddle.to_tensor([[[0, 255], [1, 1]]], dtype="int64")
+    assert float(SegmentationLoss(2).normalizer(label)) == 3.0
+    assert float(SegmentationLoss(2, class_weights=[1.0, 3.0]).normalizer(label)) == 7.0
+
+
 def test_loss_all_void_is_zero_not_nan():
     label = paddle.full([1, 2, 2], 255, dtype="int64")
     assert float(SegmentationLoss(3)(paddle.randn([1, 3, 2, 2]), label)) == 0.0

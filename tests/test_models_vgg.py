@@ -96,7 +96,8 @@ def test_head_options_and_frozen_upsampler(trunks):
     assert model.upscore8.up.weight.stop_gradient  # final bilinear upsampler fixed
     assert not model.upscore2.up.weight.stop_gradient  # x2 upsamplers learned
     assert not model.upscore_pool4.up.weight.stop_gradient
-    assert not FCN(aligned, CLASSES, "32s", learnable_upsample=True).upscore.up.weight.stop_gradient
+    learnable = FCN(aligned, CLASSES, "32s", learnable_upsample=True)
+    assert not learnable.upscore.up.weight.stop_gradient
     assert model.backbone is aligned and model.normalization == aligned.normalization
     with pytest.raises(ValueError, match="N x 3 x H x W"):
         model(paddle.zeros([3, 32, 32]))
@@ -115,7 +116,8 @@ def test_head_options_and_frozen_upsampler(trunks):
 def test_fc_to_conv_matches_linear():
     weight = np.random.randn(2 * 3 * 3, 4).astype(np.float32)  # Paddle Linear [in, out]
     x = np.random.randn(1, 2, 3, 3).astype(np.float32)
-    conv = paddle.nn.functional.conv2d(paddle.to_tensor(x), paddle.to_tensor(fc_to_conv(weight, 2, 3)))
+    kernel = paddle.to_tensor(fc_to_conv(weight, 2, 3))
+    conv = paddle.nn.functional.conv2d(paddle.to_tensor(x), kernel)
     np.testing.assert_allclose(conv.numpy().reshape(4), x.reshape(-1) @ weight, rtol=1e-5)
     with pytest.raises(ValueError, match="cannot act on"):
         fc_to_conv(weight, 2, 2)

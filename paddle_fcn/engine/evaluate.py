@@ -1,6 +1,7 @@
 """Evaluation over a whole split: one confusion matrix, the paper's four metrics (SPEC §9)."""
 import time
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 import paddle
@@ -19,11 +20,13 @@ class EvalResult:
 
     ``metrics``: ``SegMetrics`` over the whole split (all ranks). ``samples``: up to
     ``keep_samples`` tuples ``(image CHW normalised, label HW, prediction HW)`` as numpy arrays,
-    for visualisation. ``seconds``: wall time.
+    for visualisation (this rank's images). ``seconds``: wall time. ``matrix``: the int64
+    ``[C, C]`` confusion matrix of the whole split (summed over ranks) behind ``metrics``.
     """
     metrics: SegMetrics
     samples: list = field(default_factory=list)
     seconds: float = 0.0
+    matrix: Optional[np.ndarray] = None
 
 
 def _shard(n, rank, world):
@@ -35,8 +38,11 @@ def evaluate(model, dataset, num_classes, test_cfg=None, ignore_index=255, keep_
              progress=True, rank=0, world_size=1):
     """Evaluate ``model`` on every image of ``dataset`` at its own resolution (batch 1).
 
-    With ``world_size > 1`` each rank evaluates every ``world_size``-th image and the confusion
-    matrices are summed across ranks, so the result equals a single-process evaluation.
+    With ``world_size > 1`` (a process group initialised, every rank calling this) each rank
+    evaluates every ``world_size``-th image and the int64 confusion matrices are summed
+    across ranks, so every rank gets exactly the matrix of a single-process evaluation -
+    provided all ranks hold the same weights (the trainer broadcasts rank 0's BatchNorm
+    statistics first).
     The model is put in eval mode and restored to its previous mode afterwards.
     """
     was_training = model.training
@@ -63,7 +69,8 @@ def evaluate(model, dataset, num_classes, test_cfg=None, ignore_index=255, keep_
     total.merge(matrix)
     if was_training:
         model.train()
-    return EvalResult(metrics=total.compute(), samples=samples, seconds=time.time() - start)
+    return EvalResult(metrics=total.compute(), samples=samples, seconds=time.time() - start,
+                      matrix=total.matrix)
 
 
 def run_eval(cfg, model_path):

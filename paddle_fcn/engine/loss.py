@@ -16,8 +16,8 @@ class SegmentationLoss:
     Args:
         num_classes: C; ``class_weights`` (if given) must have C entries.
         ignore_index: label value that contributes nothing (VOC's void label 255).
-        reduction: ``"mean"`` divides by the number of valid pixels (by their summed class
-            weight when weighted, as PyTorch does); ``"sum"`` is the Caffe reference.
+        reduction: ``"mean"`` divides by ``normalizer(label)``, the number of valid pixels (their
+            summed class weight when weighted, as PyTorch does); ``"sum"`` is the Caffe reference.
         class_weights: optional per-class weights.
 
     Returns a scalar tensor. A batch with no valid pixel gives 0 (not NaN) so that a crop of
@@ -43,8 +43,18 @@ class SegmentationLoss:
         total = per_pixel.sum()
         if self.reduction == "sum":
             return total
+        return total / paddle.clip(self.normalizer(label), min=1e-12)
+
+    def normalizer(self, label):
+        """The ``"mean"`` denominator of ``label`` (``N x H x W`` int64), a float32 scalar Tensor.
+
+        The number of pixels whose label is not ``ignore_index``; with ``class_weights``, the sum
+        of their classes' weights instead. 0 when every pixel is void (``__call__`` then returns
+        0). Data-parallel training sums it over micro-batches and ranks to weight each
+        micro-batch's mean loss (``distributed.micro_batch_weights``).
+        """
         valid = (label != self.ignore_index).astype("float32")
         if self.weight is not None:
             safe = paddle.where(label == self.ignore_index, paddle.zeros_like(label), label)
             valid = valid * paddle.gather(self.weight, safe.flatten()).reshape(label.shape)
-        return total / paddle.clip(valid.sum(), min=1e-12)
+        return valid.sum()

@@ -24,6 +24,9 @@ from paddle_fcn.data import build_dataset, collate_fn
 from paddle_fcn.data.check import check_dataset
 from paddle_fcn.engine.checkpoint import (atomic_save, atomic_write_text, load_checkpoint,
                                           save_checkpoint)
+from paddle_fcn.engine.distributed import (all_reduce_sum, convert_sync_batchnorm,
+                                           gather_rng_states, in_rank_order, micro_batch_weights,
+                                           restore_rank_rng, sync_model_state, world_size)
 from paddle_fcn.engine.env import seed_everything, setup_device, world_info
 from paddle_fcn.engine.evaluate import evaluate
 from paddle_fcn.engine.loss import SegmentationLoss
@@ -91,17 +94,24 @@ def _check_finite(loss_value, iteration, cfg):
 
 
 def train_one_iter(model, loss_fn, optimizer, batches, iteration, cfg):
-    """One optimizer step over ``accumulate_steps`` micro-batches; returns the mean loss."""
+    """One optimizer step over ``accumulate_steps`` micro-batches (on every rank).
+
+    Returns the loss of the whole global batch (the same number on every rank). The
+    micro-batch losses are weighted so that the step equals one over a single batch of
+    ``batch_size x accumulate_steps x ranks`` images (``distributed.micro_batch_weights``).
+    A non-finite loss on any rank stops every rank before the optimizer step.
+    """
+    weights = micro_batch_weights(loss_fn, [labels for _, labels in batches])
     total = 0.0
-    for i, (images, labels) in enumerate(batches):
+    for i, ((images, labels), weight) in enumerate(zip(batches, weights)):
         last = i == len(batches) - 1
         sync = model.no_sync() if hasattr(model, "no_sync") and not last else _nullcontext()
         with sync:
-            loss = loss_fn(model(images), labels) / len(batches)
-            value = float(loss)
-            _check_finite(value, iteration, cfg)
+            loss = loss_fn(model(images), labels) * weight
             loss.backward()
-        total += value
+        total += float(loss)
+    total = float(all_reduce_sum(total)) / world_size()
+    _check_finite(total, iteration, cfg)
     optimizer.step()
     optimizer.clear_grad()
     optimizer._learning_rate.step()
@@ -117,17 +127,26 @@ class _nullcontext:
 
 
 def _evaluate_and_keep_best(model, val_ds, num_classes, cfg, state, logger, it, rank, world):
-    """Evaluate, log, write metrics.json and (rank 0) the best model; updates ``state``."""
-    result = evaluate(model, val_ds, num_classes, cfg.test_config, keep_samples=cfg.num_vis_samples,
-                      rank=rank, world_size=world, progress=False)
+    """Evaluate (split over the ranks), update ``state``; rank 0 logs and writes the files.
+
+    Every rank gets the same (all-reduced) metrics and keeps the same best-model state; rank
+    0's BatchNorm statistics are copied to all ranks first, so the split evaluation scores
+    exactly the weights rank 0 saves.
+    """
+    sync_model_state(_bare(model))
+    result = evaluate(_bare(model), val_ds, num_classes, cfg.test_config,
+                      keep_samples=cfg.num_vis_samples, rank=rank, world_size=world,
+                      progress=False)
     metrics = dict(result.metrics.to_dict(val_ds.class_names), iteration=it)
+    miou = result.metrics.mIoU
+    better = state["best_mIoU"] is None or (miou == miou and miou > state["best_mIoU"])
+    if better:
+        state.update(best_mIoU=miou, best_iter=it)
     if rank != 0:
         return metrics
     logger.eval_result(result, val_ds.class_names, val_ds_normalization(model), it)
     atomic_write_text(json.dumps(metrics, indent=2), os.path.join(cfg.save_dir, "metrics.json"))
-    miou = result.metrics.mIoU
-    if state["best_mIoU"] is None or (miou == miou and miou > state["best_mIoU"]):
-        state.update(best_mIoU=miou, best_iter=it)
+    if better:
         best = os.path.join(cfg.save_dir, "best_model")
         atomic_save(_bare(model).state_dict(), os.path.join(best, "model.pdparams"))
         atomic_write_text(json.dumps(metrics, indent=2), os.path.join(best, "metrics.json"))
@@ -145,25 +164,42 @@ def val_ds_normalization(model):
     return _bare(model).normalization
 
 
-def _prepare(cfg, resume_model):
-    """Device, seeds, model, data, optimizer and resume state for ``train``."""
+def _datasets(cfg, normalization, num_classes, check_data):
+    """Training and (when evaluating) validation datasets; ``(train, val or None)``.
+
+    With ``check_data`` every file is read once first (``tools/check_data.py``): bad labels,
+    missing files and size mismatches stop the run before it starts, naming the files.
+    """
+    train_ds = build_dataset(cfg.train_dataset, normalization, num_classes)
+    val_ds = None
+    if cfg.do_eval and cfg.val_dataset is not None:
+        val_ds = build_dataset(cfg.val_dataset, normalization, num_classes)
+    for ds in filter(None, (train_ds, val_ds)) if check_data else ():
+        check_dataset(ds, num_classes).raise_if_failed()
+    return train_ds, val_ds
+
+
+def _prepare(cfg, resume_model, check_data):
+    """Device, process group, seeds, model, data, optimizer and resume state for ``train``.
+
+    Under ``paddle.distributed.launch`` every rank builds the same model from its own seed
+    (``seed + rank``); DataParallel then copies rank 0's weights to all ranks. Datasets are
+    built on rank 0 first (a synthetic set is generated once, not raced by every rank).
+    """
     rank, world = world_info()
     setup_device(cfg.device)
     if world > 1:
         dist.init_parallel_env()
     seed_everything(cfg.seed + rank)
     num_classes = num_classes_of(cfg)
-    model = build_model_from_config(cfg, num_classes)
-    train_ds = build_dataset(cfg.train_dataset, model.normalization, num_classes)
-    val_ds = None
-    if cfg.do_eval and cfg.val_dataset is not None:
-        val_ds = build_dataset(cfg.val_dataset, model.normalization, num_classes)
-    for ds in filter(None, (train_ds, val_ds)):
-        check_dataset(ds, num_classes).raise_if_failed()
+    model = convert_sync_batchnorm(build_model_from_config(cfg, num_classes), cfg, world)
+    train_ds, val_ds = in_rank_order(
+        lambda: _datasets(cfg, model.normalization, num_classes, check_data), rank, world)
     optimizer, _ = build_optimizer(model, cfg)
     state = {"iteration": 0, "best_mIoU": None, "best_iter": None}
     if resume_model:
         loaded = load_checkpoint(resume_model, model, optimizer)
+        restore_rank_rng(loaded, rank, world, cfg.seed)
         state.update({k: loaded.get(k) for k in state})
         print(f"resumed from {loaded['path']} at iteration {state['iteration']}, "
               f"lr {optimizer.get_lr():.6g}")
@@ -172,11 +208,14 @@ def _prepare(cfg, resume_model):
     return model, train_ds, val_ds, optimizer, state, num_classes, rank, world
 
 
-def train(cfg, resume_model=None, progress=True):
-    """Train as configured; returns a ``TrainSummary``. See the module docstring."""
+def train(cfg, resume_model=None, progress=True, check_data=True):
+    """Train as configured; returns a ``TrainSummary``. See the module docstring.
+
+    ``resume_model``: a checkpoint or run directory; ``check_data=False`` skips the data check.
+    """
     start_time = time.time()
     model, train_ds, val_ds, optimizer, state, num_classes, rank, world = _prepare(
-        cfg, resume_model)
+        cfg, resume_model, check_data)
     if rank == 0:
         os.makedirs(cfg.save_dir, exist_ok=True)
         save_config(cfg, os.path.join(cfg.save_dir, "config.yml"))
@@ -196,15 +235,22 @@ def train(cfg, resume_model=None, progress=True):
         if val_ds is not None and (it % cfg.eval_interval == 0 or it == cfg.iters):
             metrics = _evaluate_and_keep_best(model, val_ds, num_classes, cfg, state, logger,
                                               it, rank, world)
-        if rank == 0 and (it % cfg.save_interval == 0 or it == cfg.iters):
-            extra = {"config": config_to_dict(cfg), "best_mIoU": state["best_mIoU"],
-                     "best_iter": state["best_iter"]}
-            save_checkpoint(cfg.save_dir, it, _bare(model), optimizer, extra,
-                            cfg.keep_checkpoint_max)
+        if it % cfg.save_interval == 0 or it == cfg.iters:
+            _save(cfg, it, model, optimizer, state, rank, world)
     bar.close()
     logger.close()
     return TrainSummary(cfg.iters, state["best_mIoU"], state["best_iter"], metrics,
                         time.time() - start_time, cfg.save_dir, log.losses)
+
+
+def _save(cfg, it, model, optimizer, state, rank, world):
+    """Checkpoint ``iter_<it>``, written by rank 0 only; collective (RNG states of all ranks)."""
+    rank_rng = gather_rng_states() if world > 1 else None
+    if rank != 0:
+        return
+    extra = {"config": config_to_dict(cfg), "best_mIoU": state["best_mIoU"],
+             "best_iter": state["best_iter"], "world_size": world, "rank_rng": rank_rng}
+    save_checkpoint(cfg.save_dir, it, _bare(model), optimizer, extra, cfg.keep_checkpoint_max)
 
 
 class _Log:

@@ -89,7 +89,8 @@ def _predict_setup(args):
 
 
 def predict_main(argv=None):
-    """``tools/predict.py``: returns the exit code (0 all written, 1 some images failed)."""
+    """``tools/predict.py``: returns the exit code: 0 all written, 1 some images could not be
+    read (the others are written), 2 bad arguments, model or input path (nothing written)."""
     from paddle_fcn.config import ConfigError
     from paddle_fcn.data.io import DataError
     from paddle_fcn.inference.export import ExportError
@@ -107,8 +108,8 @@ def predict_main(argv=None):
         return _fail(e)
     print(f"{len(summary.written)} masks written to {args.save_dir} (pseudo_color_prediction/, "
           f"added_prediction/{', legend/' if args.with_legend else ''})")
-    for path, reason in summary.failed:
-        print(f"failed: {path}: {reason}", file=sys.stderr)
+    if summary.failed:
+        print(f"{len(summary.failed)} image(s) could not be read (listed above)", file=sys.stderr)
     return 1 if summary.failed else 0
 
 

@@ -6,7 +6,8 @@ to the list file). Output under ``save_dir``, mirroring the input's relative pat
 
     pseudo_color_prediction/NAME.png   VOC palette PNG: the pixel values are class indices
                                        (``read_label`` returns them), the palette colours them
-    added_prediction/NAME.jpg          the colour mask blended over the image
+    added_prediction/NAME.EXT          the colour mask blended 50/50 over the image (the input's
+                                       format for JPEG/PNG/BMP, else PNG)
     legend/NAME.png                    (``with_legend``) image | mask | class-name legend
 
 Models come as a ``Segmenter``: ``segmenter.labels(batch) -> N x H x W`` int class indices of
@@ -71,28 +72,41 @@ def _list_images(list_file):
             if not _is_image(path):
                 raise PredictError(f"{list_file} line {number}: {parts[0]!r} is not an image "
                                    f"file ({', '.join(IMAGE_EXTENSIONS)})")
-            items.append((path, os.path.relpath(path, base) if not os.path.isabs(parts[0])
-                          else os.path.basename(path)))
+            rel = os.path.relpath(path, base)
+            items.append((path, os.path.basename(path) if rel.startswith(os.pardir) else rel))
     if not items:
         raise PredictError(f"--image_path {list_file}: the list file names no images")
+    return items
+
+
+def _unique(items, source):
+    """``items`` unless two images would write the same outputs (PredictError names both)."""
+    seen = {}
+    for path, rel in items:
+        key = os.path.splitext(os.path.normcase(rel))[0]
+        if key in seen:
+            raise PredictError(f"{source}: {seen[key]} and {path} would both be written as "
+                               f"{os.path.splitext(rel)[0]}.*; rename one of them")
+        seen[key] = path
     return items
 
 
 def collect_images(image_path):
     """``[(image path, relative name)]`` for an image file, a folder or a ``.txt`` list.
 
-    The relative name (path under the folder / list directory) names the outputs, so images
-    with the same file name in different sub-folders do not overwrite each other.
+    The relative name (path under the folder / list directory; the file name for list entries
+    outside it) names the outputs, so images with the same file name in different sub-folders
+    do not overwrite each other.
     """
     if os.path.isdir(image_path):
-        return _folder_images(image_path)
+        return _unique(_folder_images(image_path), image_path)
     if not os.path.exists(image_path):
         raise PredictError(f"--image_path {image_path}: no such file or directory")
     if image_path.lower().endswith((".txt", ".lst")):
-        return _list_images(image_path)
+        return _unique(_list_images(image_path), image_path)
     if not _is_image(image_path):
-        raise PredictError(f"--image_path {image_path}: not an image ({', '.join(IMAGE_EXTENSIONS)})"
-                           f", a folder or a .txt list file")
+        raise PredictError(f"--image_path {image_path}: not an image "
+                           f"({', '.join(IMAGE_EXTENSIONS)}), a folder or a .txt list file")
     return [(image_path, os.path.basename(image_path))]
 
 
@@ -114,9 +128,10 @@ def aggregates(test_cfg):
 
 
 def _outputs(save_dir, rel):
-    stem = os.path.splitext(rel)[0]
+    stem, ext = os.path.splitext(rel)
+    ext = ext if ext.lower() in (".jpg", ".jpeg", ".png", ".bmp") else ".png"
     return (os.path.join(save_dir, MASK_DIR, stem + ".png"),
-            os.path.join(save_dir, OVERLAY_DIR, stem + ".jpg"),
+            os.path.join(save_dir, OVERLAY_DIR, stem + ext),
             os.path.join(save_dir, LEGEND_DIR, stem + ".png"))
 
 
@@ -150,7 +165,7 @@ def predict_images(segmenter, image_path, save_dir, with_legend=False, progress=
             mask = predict_one(segmenter, path, rel, save_dir, with_legend)
         except DataError as e:
             summary.failed.append((path, str(e)))
-            tqdm.write(f"skipped: {e}")
+            tqdm.write(f"skipped: {e}", file=sys.stderr)
             continue
         summary.written.append((path, mask))
     return summary

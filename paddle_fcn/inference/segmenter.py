@@ -133,11 +133,14 @@ def load_segmenter(model_path, cfg=None, device="auto", test_cfg=None, eager=Fal
     if cfg is None:
         raise PredictError(f"--model_path {model_path} is a training checkpoint, not an export "
                            f"directory (no {DEPLOY_FILE}): pass the training --config too")
+    from paddle_fcn.engine.env import setup_device
+    try:
+        setup_device(device)
+    except RuntimeError as e:  # --device gpu without a GPU
+        raise PredictError(str(e)) from None
     model = checkpoint_model(cfg, model_path)
     names = class_names_of(cfg, model.num_classes)
     if eager:
-        from paddle_fcn.engine.env import setup_device
-        setup_device(device)
         return EagerSegmenter(model, names, test_cfg)
     try:
         folder = _temporary_export(model, names, cfg.model.type)

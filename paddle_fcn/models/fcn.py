@@ -96,9 +96,10 @@ class Alignment:
     """Every pad and crop of the FCN head.
 
     ``aligned`` geometry (the blog's): the input is zero-padded (0 = the mean colour after
-    normalisation) at the bottom/right to a multiple of ``pad_multiple`` (32), so every feature is exactly 1/s of it and every
-    ``deconv_geometry`` upsampler exactly f-fold: fused maps have equal sizes, their offsets
-    are 0, and the output is cropped to the input's top-left H x W.
+    normalisation) at the bottom/right to a multiple of ``pad_multiple`` (32), so every
+    feature is exactly 1/s of it and every ``deconv_geometry`` upsampler exactly f-fold: fused
+    maps have equal sizes, their offsets are 0, and the output is cropped to the input's
+    top-left H x W.
     ``caffe`` geometry (the reference nets): no input padding (conv1_1 pads 100); each fused
     or final map is cropped at ``offsets[name]`` computed by ``crop_offset``.
     """

@@ -1,0 +1,270 @@
+"""Export, the Paddle Inference predictor, tools/predict.py and tools/export.py, FLOP counting.
+
+Tiny models (ResNet18 FCN-8s and U-Net at width 8), images <= 64 px. The zero-initialised score
+layers get random values so that predictions hold several classes (an all-zero model would
+predict class 0 everywhere and make every comparison trivially true).
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+import pytest
+import yaml
+
+from paddle_fcn.data.io import read_image, read_label, write_image
+from paddle_fcn.data.palette import colorize
+from paddle_fcn.engine.infer import predict_probs
+from paddle_fcn.inference.cli import export_main, predict_main
+from paddle_fcn.inference.export import ONNX_HINT, ExportError, export_model, read_deploy_info
+from paddle_fcn.inference.flops import count_flops, fma_flop_per_cycle
+from paddle_fcn.inference.predict import PredictError, collect_images
+from paddle_fcn.inference.predictor import Predictor
+from paddle_fcn.models import build_model
+
+NUM_CLASSES = 6
+SIZES = [(37, 53), (23, 41), (64, 48)]  # H x W, odd sizes exercise pad-to-32 and crop
+
+
+def _tiny(name="fcn8s_resnet18"):
+    model = build_model(name, NUM_CLASSES, width=8)
+    rng = np.random.default_rng(0)
+    for key, param in model.named_parameters():
+        if "score" in key:
+            param.set_value(0.01 * rng.standard_normal(param.shape).astype("float32"))
+    model.eval()
+    return model
+
+
+def _eager(model, x):
+    with paddle.no_grad():
+        return model(paddle.to_tensor(x)).numpy()
+
+
+@pytest.fixture
+def run(tmp_path):
+    """A tiny trained-model stand-in: config, checkpoint and a folder of odd-sized images."""
+    model = _tiny()
+    ckpt = tmp_path / "best_model"
+    ckpt.mkdir()
+    paddle.save(model.state_dict(), str(ckpt / "model.pdparams"))
+    config = {"model": {"type": "fcn8s_resnet18", "num_classes": NUM_CLASSES, "width": 8},
+              "train_dataset": {"type": "SyntheticVOC", "dataset_root": str(tmp_path / "syn"),
+                                "num_classes": NUM_CLASSES}}
+    (tmp_path / "tiny.yml").write_text(yaml.safe_dump(config))
+    rng = np.random.default_rng(1)
+    images = []
+    for i, (h, w) in enumerate(SIZES):
+        path = tmp_path / "images" / ("sub" if i == 2 else "") / f"im{i}.png"
+        write_image(str(path), rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+        images.append(path)
+    return {"model": model, "ckpt": str(ckpt), "config": str(tmp_path / "tiny.yml"),
+            "images": images, "dir": tmp_path}
+
+
+def _normalized(image_path):
+    """ImageNet statistics of the tiny models, written out: (RGB / 255 - mean) / std."""
+    image = read_image(str(image_path)).astype(np.float32) / 255
+    x = (image - np.float32([0.485, 0.456, 0.406])) / np.float32([0.229, 0.224, 0.225])
+    return x.transpose(2, 0, 1)[None].astype(np.float32)
+
+
+def _expected_label(model, image_path):
+    return _eager(model, _normalized(image_path))[0].argmax(0)
+
+
+def _mask_path(out, rel):
+    return os.path.join(out, "pseudo_color_prediction", os.path.splitext(rel)[0] + ".png")
+
+
+@pytest.mark.parametrize("eager", [False, True], ids=["predictor", "eager"])
+def test_predict_folder_masks_read_back_to_eager_argmax(run, eager):
+    out = str(run["dir"] / "out")
+    argv = ["--config", run["config"], "--model_path", run["ckpt"], "--image_path",
+            str(run["dir"] / "images"), "--save_dir", out, "--no_progress"]
+    assert predict_main(argv + (["--eager"] if eager else [])) == 0
+    for path in run["images"]:
+        rel = os.path.relpath(path, run["dir"] / "images")
+        mask = read_label(_mask_path(out, rel))
+        want = _expected_label(run["model"], path)
+        assert mask.shape == want.shape
+        assert len(np.unique(want)) >= 3  # the comparison is not trivial
+        np.testing.assert_array_equal(mask, want)
+        over = read_image(os.path.join(out, "added_prediction", rel))  # PNG in, PNG out
+        blend = 0.5 * read_image(str(path)).astype(float) + 0.5 * colorize(want)
+        np.testing.assert_array_equal(over, np.round(blend))
+
+
+def test_predict_tool_in_a_subprocess(run):
+    tool = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "tools", "predict.py")
+    out = str(run["dir"] / "out")
+    done = subprocess.run([sys.executable, tool, "--config", run["config"], "--model_path",
+                           run["ckpt"], "--image_path", str(run["images"][1]), "--save_dir", out],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    np.testing.assert_array_equal(read_label(_mask_path(out, "im1.png")),
+                                  _expected_label(run["model"], run["images"][1]))
+
+
+@pytest.mark.parametrize("output_op", ["none", "softmax"])
+def test_predict_exported_model_with_legend_and_slide(run, output_op):
+    exported = str(run["dir"] / "exported")
+    assert export_main(["--config", run["config"], "--model_path", run["ckpt"],
+                        "--save_dir", exported, "--output_op", output_op]) == 0
+    info = read_deploy_info(exported)
+    assert info["class_names"][1] == "disc" and info["num_classes"] == NUM_CLASSES
+    assert info["output_op"] == output_op
+    out = str(run["dir"] / "out")
+    image = run["images"][0]
+    argv = ["--model_path", exported, "--image_path", str(image), "--save_dir", out,
+            "--with_legend", "--is_slide", "--crop_size", "32", "24", "--stride", "16", "12"]
+    assert predict_main(argv) == 0
+    x = _normalized(image)
+    test_cfg = type("T", (), dict(is_slide=True, crop_size=[32, 24], stride=[16, 12],
+                                  flip_horizontal=False, scales=[1.0]))
+    with paddle.no_grad():
+        want = predict_probs(run["model"], paddle.to_tensor(x), test_cfg).numpy()[0].argmax(0)
+    np.testing.assert_array_equal(read_label(_mask_path(out, "im0.png")), want)
+    assert not np.array_equal(want, _expected_label(run["model"], image))  # slide differs
+    legend = read_image(os.path.join(out, "legend", "im0.png"))
+    assert legend.shape[0] >= 37 and legend.shape[1] > 2 * 53
+
+
+@pytest.mark.parametrize("output_op", ["none", "softmax"])
+def test_exported_scores_average_like_the_eager_model(tmp_path, output_op):
+    """Slide + flip over the predictor's outputs gives the eager model's probabilities (a
+    softmax export is fed back as log-probabilities, whose softmax is the same)."""
+    from paddle_fcn.inference.segmenter import _ScoresOf
+
+    model = _tiny()
+    export_model(model, str(tmp_path), output_op)
+    predictor = Predictor(str(tmp_path), device="cpu")
+    test_cfg = type("T", (), dict(is_slide=True, crop_size=[32, 24], stride=[16, 12],
+                                  flip_horizontal=True, scales=[1.0]))
+    x = paddle.to_tensor(np.random.default_rng(4).standard_normal((1, 3, 37, 53)), "float32")
+    with paddle.no_grad():
+        want = predict_probs(model, x, test_cfg).numpy()
+        got = predict_probs(_ScoresOf(predictor), x, test_cfg).numpy()
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+
+
+def test_predict_reports_bad_inputs(run, capsys):
+    base = ["--config", run["config"], "--model_path", run["ckpt"], "--save_dir",
+            str(run["dir"] / "out"), "--no_progress"]
+    missing = str(run["dir"] / "nope.jpg")
+    assert predict_main(base + ["--image_path", missing]) == 2
+    assert missing in capsys.readouterr().err
+    broken = run["dir"] / "images" / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    assert predict_main(base + ["--image_path", str(run["dir"] / "images")]) == 1
+    assert str(broken) in capsys.readouterr().err
+    assert os.path.isfile(_mask_path(str(run["dir"] / "out"), "im0.png"))  # others written
+    no_config = ["--model_path", run["ckpt"], "--image_path", str(run["images"][0])]
+    assert predict_main(no_config) == 2
+    assert "--config" in capsys.readouterr().err
+
+
+def test_argmax_export_refuses_score_averaging(run, capsys):
+    exported = str(run["dir"] / "exported")
+    assert export_main(["--config", run["config"], "--model_path", run["ckpt"],
+                        "--save_dir", exported, "--output_op", "argmax"]) == 0
+    argv = ["--model_path", exported, "--image_path", str(run["images"][0]), "--save_dir",
+            str(run["dir"] / "out"), "--flip_horizontal"]
+    assert predict_main(argv) == 2
+    assert "output_op argmax" in capsys.readouterr().err
+    assert predict_main(argv[:-1]) == 0  # whole-image argmax is fine
+    np.testing.assert_array_equal(read_label(_mask_path(str(run["dir"] / "out"), "im0.png")),
+                                  _expected_label(run["model"], run["images"][0]))
+
+
+def test_collect_images_from_list_file(run):
+    listing = run["dir"] / "list.txt"
+    listing.write_text("images/im1.png labels/im1.png\n\nimages/sub/im2.png\n")
+    assert [rel for _, rel in collect_images(str(listing))] == [
+        os.path.join("images", "im1.png"), os.path.join("images", "sub", "im2.png")]
+    listing.write_text("images/im1.png\nimages/im1.png\n")
+    with pytest.raises(PredictError, match="would both be written"):
+        collect_images(str(listing))
+
+
+@pytest.mark.parametrize("name", ["fcn8s_resnet18", "unet"])
+@pytest.mark.parametrize("output_op", ["none", "softmax", "argmax"])
+def test_export_parity_on_odd_sizes(tmp_path, name, output_op):
+    model = _tiny(name)
+    prefix = export_model(model, str(tmp_path), output_op)
+    predictor = Predictor(str(tmp_path), device="cpu", cache_capacity=1)
+    loaded = paddle.jit.load(prefix)
+    rng = np.random.default_rng(2)
+    for shape in [(1, 3, 37, 53), (2, 3, 23, 41), (1, 3, 37, 53)]:  # evicts the shape cache
+        x = rng.standard_normal(shape).astype("float32")
+        logits = _eager(model, x)
+        with paddle.no_grad():
+            via_jit = loaded(paddle.to_tensor(x)).numpy()
+        via_predictor = predictor.predict(x)
+        if output_op == "argmax":
+            assert via_predictor.dtype == np.int32
+            assert via_predictor.shape == (shape[0],) + shape[2:]
+            np.testing.assert_array_equal(via_predictor, logits.argmax(1))
+            np.testing.assert_array_equal(via_jit, logits.argmax(1))
+            continue
+        want = F.softmax(paddle.to_tensor(logits), axis=1).numpy() if output_op == "softmax" \
+            else logits
+        assert via_predictor.shape == want.shape == (shape[0], NUM_CLASSES) + shape[2:]
+        scale = np.abs(want).max()  # oneDNN sums in another order: float32 rounding only
+        np.testing.assert_allclose(via_predictor, want, rtol=0, atol=1e-5 * scale)
+        np.testing.assert_allclose(via_jit, want, rtol=0, atol=1e-6 * scale)
+
+
+def test_export_detects_a_forward_that_does_not_survive_to_static(tmp_path):
+    class PythonBranch(nn.Layer):  # branches on a value: traced once, wrong for other inputs
+        num_classes, normalization = 2, {"mean": (0, 0, 0), "std": (1, 1, 1)}
+
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2D(3, 2, 1)
+
+        def forward(self, x):
+            return self.conv(x) * float(x.shape[2] if isinstance(x.shape[2], int) else 1)
+
+    with pytest.raises(ExportError, match="differs from the eager model"):
+        export_model(PythonBranch(), str(tmp_path), "none")
+    assert not os.path.exists(tmp_path / "deploy.yml")
+
+
+def test_onnx_export_parity(tmp_path):
+    pytest.importorskip("paddle2onnx", reason=ONNX_HINT)
+    ort = pytest.importorskip("onnxruntime", reason="ONNX parity needs pip install onnxruntime")
+    from paddle_fcn.inference.export import export_onnx
+
+    model = _tiny()
+    export_model(model, str(tmp_path), "none")
+    session = ort.InferenceSession(export_onnx(str(tmp_path)))
+    x = np.random.default_rng(3).standard_normal((1, 3, 37, 53)).astype("float32")
+    got = session.run(None, {session.get_inputs()[0].name: x})[0]
+    np.testing.assert_allclose(got, _eager(model, x), rtol=1e-4, atol=1e-4)
+
+
+def test_count_flops_known_layers():
+    net = nn.Sequential(nn.Conv2D(3, 4, 3, padding=1), nn.ReLU(),
+                        nn.Conv2DTranspose(4, 2, 4, stride=2, padding=1))
+    count = count_flops(net, [1, 3, 8, 8])
+    conv = 2 * (8 * 8 * 4) * 3 * 3 * 3  # 2 x output values x (Cin x k x k)
+    deconv = 2 * (8 * 8 * 4) * 2 * 4 * 4  # 2 x input values x (Cout x k x k)
+    assert [f for _, _, f in count.layers] == [conv, deconv]
+    assert count.total == conv + deconv == 30208
+
+
+@pytest.mark.parametrize("flags,vendor,family,model,want", [
+    ("fma avx2 avx512f", "AuthenticAMD", 0x1A, 2, 64),   # Zen 5: 512-bit FMA pipes
+    ("fma avx2 avx512f", "AuthenticAMD", 0x19, 0x11, 32),  # Zen 4: AVX-512 on 256-bit pipes
+    ("fma avx2", "AuthenticAMD", 0x17, 0x31, 32),        # Zen 2
+    ("fma avx2", "AuthenticAMD", 0x17, 0x01, 16),        # Zen 1: 128-bit pipes
+    ("fma avx2 avx512f", "GenuineIntel", 6, 0x55, 64),  # Skylake-SP
+    ("fma avx2", "GenuineIntel", 6, 0x3C, 32),          # Haswell
+])
+def test_flop_per_cycle_from_isa(flags, vendor, family, model, want):
+    assert fma_flop_per_cycle(flags.split(), vendor, family, model)[0] == want

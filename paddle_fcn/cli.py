@@ -9,7 +9,7 @@ import json
 import os
 import sys
 
-__all__ = ["train_main", "eval_main"]
+__all__ = ["train_main", "eval_main", "eval_metrics_path"]
 
 # flag -> config key path; the flag's value goes through apply_opts (type-checked).
 _TRAIN_FLAGS = {
@@ -79,19 +79,23 @@ def _eval_parser():
     p.add_argument("--config", required=True)
     p.add_argument("--model_path", required=True,
                    help="model.pdparams, a best_model/ or checkpoint directory")
-    p.add_argument("--save_dir", help="write metrics.json here")
+    p.add_argument("--save_dir", help="write the metrics to SAVE_DIR/metrics.json (default: "
+                   "eval_metrics.json next to the model). A metrics.json written by training "
+                   "(it holds 'iteration') is never overwritten: eval_metrics.json is used then")
     p.add_argument("--device", choices=["auto", "cpu", "gpu"])
     p.add_argument("--is_slide", action="store_true", default=None)
     p.add_argument("--crop_size", type=int, nargs=2, metavar=("W", "H"))
     p.add_argument("--stride", type=int, nargs=2, metavar=("W", "H"))
     p.add_argument("--flip_horizontal", action="store_true", default=None)
     p.add_argument("--scales", type=float, nargs="+")
+    p.add_argument("--skip_data_check", action="store_true",
+                   help="don't read every file before evaluating (tools/check_data.py does it)")
     p.add_argument("--opts", nargs="*", default=[], metavar="KEY=VALUE")
     return p
 
 
 def eval_main(argv=None):
-    """``tools/eval.py``: prints the metrics table, writes ``metrics.json``; exit code."""
+    """``tools/eval.py``: prints the metrics table, writes the metrics JSON; exit code."""
     args = _eval_parser().parse_args(argv)
     flags = {"device": "device", "is_slide": "test_config.is_slide",
              "flip_horizontal": "test_config.flip_horizontal"}
@@ -100,13 +104,37 @@ def eval_main(argv=None):
         if value is not None:
             args.opts.append(f"test_config.{name}={json.dumps(value)}")
     cfg = _load(args, flags)
-    from paddle_fcn.engine.evaluate import run_eval
-    metrics = run_eval(cfg, args.model_path)
-    model_dir = args.model_path if os.path.isdir(args.model_path) else os.path.dirname(
-        os.path.abspath(args.model_path))
-    out = args.save_dir or model_dir
+    from paddle_fcn.data.io import DataError
     from paddle_fcn.engine.checkpoint import atomic_write_text
-    path = os.path.join(out, "metrics.json")
+    from paddle_fcn.engine.evaluate import run_eval
+    try:
+        metrics = run_eval(cfg, args.model_path, check_data=not args.skip_data_check)
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    path = eval_metrics_path(args.model_path, args.save_dir)
     atomic_write_text(json.dumps(metrics, indent=2), path)
     print(f"metrics written to {path}")
     return 0
+
+
+def eval_metrics_path(model_path, save_dir=None):
+    """Where ``tools/eval.py`` writes: ``save_dir/metrics.json``, else ``eval_metrics.json``
+    in the model's directory; ``eval_metrics.json`` also wherever ``metrics.json`` is a
+    training record (``best_model/metrics.json``, the run's ``metrics.json``: they hold
+    ``iteration``), which must survive an evaluation."""
+    if save_dir:
+        path = os.path.join(save_dir, "metrics.json")
+        return os.path.join(save_dir, "eval_metrics.json") if _training_record(path) else path
+    model_dir = model_path if os.path.isdir(model_path) else os.path.dirname(
+        os.path.abspath(model_path))
+    return os.path.join(model_dir, "eval_metrics.json")
+
+
+def _training_record(path):
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(saved, dict) and "iteration" in saved

@@ -69,6 +69,9 @@ def configure():
     threads = os.environ.setdefault("OMP_NUM_THREADS", str(default_threads()))
     os.environ.setdefault("MKL_NUM_THREADS", threads)
     os.environ.setdefault("MKL_DEBUG_CPU_TYPE", "5")
+    # Paddle's C++ INFO lines (pir_interpreter, predictor set-up) drown the progress output;
+    # warnings and errors still show.
+    os.environ.setdefault("GLOG_minloglevel", "1")
     if "paddle" in sys.modules and not getattr(configure, "_warned", False):
         configure._warned = True
         warnings.warn(

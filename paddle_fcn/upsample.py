@@ -10,6 +10,15 @@ The blog's working choice for an upsampling factor f is kernel 2f, stride f, pad
 ``bilinear_kernel(2f)`` it equals OpenCV's ``INTER_LINEAR`` resize away from a border of f
 pixels (where the transposed conv sees zeros beyond the map instead of OpenCV's replicated
 edge). The reference nets (caffe geometry) use kernel 2f, stride f, padding 0 and crop.
+
+Where the upsampled pixels land: that layer maps input pixel x to output position
+``f * x + (f - 1) / 2`` (half-pixel cell centres), which is right when the coarse map's pixel x
+covers fine pixels ``f x ... f x + f - 1`` (VGG's 2 x 2 pools). For a map sampled *at* fine
+pixel ``f x`` (ResNet's stride-2 convs padded ``(k - 1) / 2``) the ``sample_aligned`` geometry,
+kernel 2f - 1, stride f, padding f - 1, output_padding f - 1, maps x to ``f * x`` and still
+gives ``out = f * in``; with ``bilinear_kernel(2f - 1)`` it is linear interpolation between
+the samples (``np.interp``) up to the last one, then a ramp to zero over f - 1 pixels.
+``BilinearUpsample`` builds it as the equivalent padding [f - 1 top/left, 0 bottom/right].
 """
 import numpy as np
 import paddle
@@ -17,8 +26,8 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 __all__ = [
-    "bilinear_kernel", "conv_transpose_output_size", "deconv_geometry", "BilinearUpsample",
-    "bilinear_resize", "max_pool_with_indices", "max_unpool",
+    "bilinear_kernel", "conv_transpose_output_size", "deconv_geometry", "upsample_geometry",
+    "BilinearUpsample", "bilinear_resize", "max_pool_with_indices", "max_unpool",
 ]
 
 
@@ -70,13 +79,28 @@ def deconv_geometry(factor):
     return kernel, factor, (kernel - factor) // 2
 
 
+def upsample_geometry(factor, sample_aligned=False):
+    """``(kernel, stride, padding, output_padding)`` of a transposed conv that upsamples exactly
+    ``factor``-fold (``out = factor * in``).
+
+    ``sample_aligned=False``: ``deconv_geometry(factor) + (0,)``, input pixel x at output
+    ``f x + (f - 1) / 2``. ``sample_aligned=True``: ``(2f - 1, f, f - 1, f - 1)``, input pixel x
+    at output ``f x`` (x2 -> (3, 2, 1, 1), x8 -> (15, 8, 7, 7), x32 -> (63, 32, 31, 31)).
+    """
+    if not sample_aligned:
+        return deconv_geometry(factor) + (0,)
+    factor = _positive_int(factor, "upsampling factor")
+    return 2 * factor - 1, factor, factor - 1, factor - 1
+
+
 class BilinearUpsample(nn.Layer):
     """Transposed convolution initialised to bilinear interpolation, one channel at a time.
 
     ``N x channels x h x w`` -> ``N x channels x (factor*h) x (factor*w)`` with
-    ``padding=True`` (kernel, stride, padding from ``deconv_geometry``); with ``padding=False``
-    (the reference caffe nets: same kernel, padding 0; kernel 2f, stride f for even f)
-    ``(h - 1) * f + kernel`` per axis, to be cropped.
+    ``padding=True`` (geometry from ``upsample_geometry(factor, sample_aligned)``: input pixel x
+    lands at output ``f x + (f - 1) / 2``, or at ``f x`` when ``sample_aligned``); with
+    ``padding=False`` (the reference caffe nets: same kernel, padding 0; kernel 2f, stride f for
+    even f) ``(h - 1) * f + kernel`` per axis, to be cropped.
 
     No bias. The weight holds ``bilinear_kernel(k)`` on the channel diagonal and zeros
     elsewhere, so classes never mix at initialisation (Paddle's ``initializer.Bilinear`` is not
@@ -89,13 +113,23 @@ class BilinearUpsample(nn.Layer):
     e.g. 16 K instead of 92 M values for 150 classes at x32.
     """
 
-    def __init__(self, channels, factor, learnable=False, padding=True):
+    def __init__(self, channels, factor, learnable=False, padding=True, sample_aligned=False):
         super().__init__()
         channels = _positive_int(channels, "BilinearUpsample channels")
-        kernel, stride, pad = deconv_geometry(factor)
+        if sample_aligned and not padding:
+            raise ValueError("BilinearUpsample: sample_aligned=True needs padding=True (the "
+                             "unpadded caffe geometry uses kernel 2f and crops instead)")
+        kernel, stride, pad, extra = upsample_geometry(factor, sample_aligned)
         if not padding:
             pad = 0
+        if extra:
+            # output_padding o appends o pixels, i.e. trims o fewer at the end: the same layer
+            # as padding [top p, bottom p - o, left p, right p - o]. Paddle 3.3's static shape
+            # inference gives 0-sized H, W for output_padding with dynamic input sizes (so
+            # paddle.jit export fails); the asymmetric padding keeps them dynamic.
+            pad = [pad, pad - extra, pad, pad - extra]
         self.channels, self.factor, self.learnable = channels, stride, bool(learnable)
+        self.sample_aligned = bool(sample_aligned)
         groups = 1 if self.learnable else channels
         weight = np.zeros((channels, channels // groups, kernel, kernel), dtype=np.float32)
         weight[np.arange(channels), np.arange(channels) // groups] = bilinear_kernel(kernel)
@@ -110,7 +144,8 @@ class BilinearUpsample(nn.Layer):
         return self.up(x)
 
     def extra_repr(self):
-        return f"channels={self.channels}, factor={self.factor}, learnable={self.learnable}"
+        return (f"channels={self.channels}, factor={self.factor}, learnable={self.learnable}, "
+                f"sample_aligned={self.sample_aligned}")
 
 
 def _size_pair(size):

@@ -1,11 +1,16 @@
 """Reading images and labels: palette indices, SBD grayscale, colour masks, odd image formats."""
+from types import SimpleNamespace
+
 import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
-from paddle_fcn.data import DataError, read_image, read_label, write_label
-from paddle_fcn.data.palette import VOC_CLASSES, color_map, colorize, rgb_to_label
+from paddle_fcn.data import DataError, read_image, read_label, write_image, write_label
+from paddle_fcn.data.check import check_dataset
+from paddle_fcn.data.io import read_label_with_notes
+from paddle_fcn.data.palette import (VOC_CLASSES, color_map, colorize, match_voc_colors,
+                                     rgb_to_label)
 
 
 def _known_label():
@@ -136,3 +141,45 @@ def test_grayscale_rgba_16bit_images_load_as_rgb_uint8(tmp_path):
     bgr[..., 2] = 255  # red in OpenCV's BGR order
     cv2.imwrite(str(tmp_path / "c.png"), bgr)
     assert read_image(str(tmp_path / "c.png"))[0, 0].tolist() == [255, 0, 0]
+
+
+def test_gray_alpha_labels(tmp_path):
+    index = np.array([[0, 1, 255], [2, 2, 1]], np.uint8)
+    constant = tmp_path / "la.png"
+    Image.fromarray(np.stack([index, np.full_like(index, 255)], axis=2), "LA").save(constant)
+    label, notes = read_label_with_notes(str(constant))
+    np.testing.assert_array_equal(label, index)
+    assert notes == ["gray+alpha (LA): constant alpha dropped"]
+    varying = tmp_path / "la_varying.png"
+    Image.fromarray(np.stack([index, index], axis=2), "LA").save(varying)
+    with pytest.raises(DataError, match="gray\\+alpha image whose alpha channel varies") as e:
+        read_label(str(varying))
+    assert str(varying) in str(e.value)
+    with pytest.raises(ValueError, match="HW3"):
+        match_voc_colors(np.zeros((2, 3, 2), np.uint8))
+    # check_dataset reads the same files: no IndexError, the same verdicts
+    image = tmp_path / "img.png"
+    write_image(str(image), np.zeros((2, 3, 3), np.uint8))
+    ds = SimpleNamespace(files=[(str(image), str(constant)), (str(image), str(varying))],
+                         num_classes=3, ignore_index=255, source="pairs")
+    report = check_dataset(ds)
+    assert list(report.errors) == ["colour_mask"] and report.counts["colour_mask"] == 1
+    assert str(varying) in report.errors["colour_mask"][0]
+
+
+def test_float_labels_must_be_whole_numbers(tmp_path):
+    whole = tmp_path / "whole.tif"
+    Image.fromarray(np.array([[1.0, 255.0], [0.0, 2.0]], np.float32), "F").save(whole)
+    label, notes = read_label_with_notes(str(whole))
+    assert label.dtype == np.uint8 and label.tolist() == [[1, 255], [0, 2]]
+    assert notes == ["32-bit float with whole values converted to integers"]
+    frac = tmp_path / "frac.tif"
+    Image.fromarray(np.array([[1.7, 2.0], [np.nan, 0.0]], np.float32), "F").save(frac)
+    with pytest.raises(DataError, match="non-integer values") as e:
+        read_label(str(frac))  # was silently truncated to 1
+    assert str(frac) in str(e.value) and "1.7" in str(e.value)
+    image = tmp_path / "img.png"
+    write_image(str(image), np.zeros((2, 2, 3), np.uint8))
+    ds = SimpleNamespace(files=[(str(image), str(frac))], num_classes=3, ignore_index=255)
+    report = check_dataset(ds)
+    assert "unreadable" in report.errors and str(frac) in report.errors["unreadable"][0]

@@ -9,6 +9,7 @@ import pytest
 
 from paddle_fcn.engine.checkpoint import (CheckpointError, find_latest, load_checkpoint,
                                           save_checkpoint)
+from paddle_fcn.engine.distributed import micro_batch_weights
 from paddle_fcn.engine.loss import SegmentationLoss
 from paddle_fcn.engine.optim import IterLR, param_groups
 from paddle_fcn.engine.sampler import StreamBatchSampler
@@ -22,6 +23,29 @@ def test_loss_mean_ignores_void_and_sum_is_reference():
     total = SegmentationLoss(2, reduction="sum")(logits, label)
     assert float(mean) == pytest.approx(math.log(2), rel=1e-6)
     assert float(total) == pytest.approx(3 * math.log(2), rel=1e-6)
+
+
+def test_sum_loss_divides_by_the_number_of_images():
+    # Caffe's normalize: false (BATCH_SIZE): 3 + 3 valid pixels of ln 2 each, over 2 images.
+    logits = paddle.zeros([2, 2, 2, 2])
+    label = paddle.to_tensor([[[0, 1], [255, 1]], [[1, 1], [0, 255]]], dtype="int64")
+    total = SegmentationLoss(2, reduction="sum")(logits, label)
+    assert float(total) == pytest.approx(6 * math.log(2) / 2, rel=1e-6)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_accumulated_micro_batches_equal_the_big_batch(reduction):
+    # Micro-batches of 2, 1 and 3 images with different amounts of void (world size 1).
+    rng = np.random.RandomState(0)
+    labels = [rng.randint(0, 3, size=(n, 4, 5)).astype("int64") for n in (2, 1, 3)]
+    labels[0][0, :2] = 255
+    logits = [paddle.to_tensor(rng.randn(n, 3, 4, 5).astype("float32")) for n in (2, 1, 3)]
+    loss_fn = SegmentationLoss(3, reduction=reduction)
+    weights = micro_batch_weights(loss_fn, [paddle.to_tensor(y) for y in labels])
+    split = sum(w * float(loss_fn(x, paddle.to_tensor(y)))
+                for w, x, y in zip(weights, logits, labels))
+    whole = float(loss_fn(paddle.concat(logits), paddle.to_tensor(np.concatenate(labels))))
+    assert split == pytest.approx(whole, rel=1e-6)
 
 
 def test_loss_class_weights_normalise_by_weight_sum():

@@ -1,11 +1,16 @@
-"""ResNet FCN builders and U-Net: shapes at odd sizes, strides, initial outputs, structure."""
+"""ResNet FCN builders and U-Net: shapes at odd sizes, strides, initial outputs, structure,
+and where the ResNet FCN's upsampled scores land (pixel x of a 1/s map is image pixel s x)."""
+from fractions import Fraction
+
 import numpy as np
 import paddle
 import paddle.nn.functional as F
 import pytest
 
 from paddle_fcn.models import build_model
+from paddle_fcn.models.fcn import IMAGE, CoordMap, coord_map
 from paddle_fcn.models.resnet import ResNetBackbone
+from paddle_fcn.upsample import BilinearUpsample
 from paddle_fcn.models.unet import UNet, UNetEncoder
 from paddle_fcn.models.weights import IMAGENET_NORMALIZATION
 
@@ -92,6 +97,106 @@ def test_fcn_resnet_trains_on_one_image():
         losses.append(float(loss))
     assert abs(losses[0] - np.log(2)) < 1e-6  # zero scores: loss is ln C
     assert losses[-1] < 0.5 * losses[0]
+
+
+# ----------------------------------------------------------------------------- alignment
+@pytest.mark.parametrize("depth", [18, 34, 50])
+def test_path_to_puts_stage_pixels_on_stride_multiples(depth):
+    backbone = ResNetBackbone(depth, width=8)
+    for name, stride in (("layer1", 4), ("layer2", 8), ("layer3", 16), ("layer4", 32)):
+        assert coord_map(backbone.path_to(name)) == CoordMap(Fraction(stride), Fraction(0))
+    assert backbone.path_to("layer2")[:2] == [backbone.conv1, backbone.maxpool]
+    with pytest.raises(KeyError, match="no feature 'pool3'; known: layer1, layer2"):
+        backbone.path_to("pool3")
+
+
+def test_shortcut_check_catches_a_misaligned_downsample():
+    backbone = ResNetBackbone(18, width=8)
+    backbone.layer3[0].downsample[0]._padding = [1, 1]  # 1x1/2 conv padded: centres at 2x - 1
+    with pytest.raises(ValueError, match="layer3.0: residual branch .* cannot be summed"):
+        backbone._check_shortcuts()
+
+
+def _fusion_pairs(model):
+    """(map of the fused / output tensor, map it must lie on) for every crop of the head."""
+    path, up = model.backbone.path_to, lambda name: getattr(model, name).up
+    scores = path("layer4") + [model.score_fr]  # 1/32
+    if model.variant == "32s":
+        return [(scores + [up("upscore")], [])]
+    fuse4 = scores + [up("upscore2")]  # 1/16
+    pairs = [(path("layer3") + [model.score_pool4], fuse4)]
+    if model.variant == "16s":
+        return pairs + [(fuse4 + [up("upscore16")], [])]
+    fuse3 = fuse4 + [up("upscore_pool4")]  # 1/8
+    return pairs + [(path("layer2") + [model.score_pool3], fuse3), (fuse3 + [up("upscore8")], [])]
+
+
+@pytest.mark.parametrize("variant", ["32s", "16s", "8s"])
+def test_every_fusion_and_the_output_need_no_crop(variant):
+    model = build_model(f"fcn{variant}_resnet18", 3, width=8)
+    for layers, reference in _fusion_pairs(model):
+        assert coord_map(layers) == coord_map(reference)
+    assert coord_map(_fusion_pairs(model)[-1][0]) == IMAGE
+    assert set(model.align.offsets.values()) == {0}
+    ups = [m for m in model.sublayers() if isinstance(m, BilinearUpsample)]
+    assert ups and all(m.sample_aligned for m in ups)  # ResNet grids are samples, not cells
+
+
+def _chain(model, level, row, col, size=(3, 4)):
+    """The head's upsampling chain on score maps that are zero except a one-hot at (row, col)
+    of class 0 in the 1/level map (the maps added at each fusion)."""
+    h, w = size
+    maps = {s: np.zeros((1, model.num_classes, h * 32 // s, w * 32 // s), np.float32)
+            for s in (32, 16, 8)}
+    maps[level][0, 0, row, col] = 1.0
+    t = {s: paddle.to_tensor(m) for s, m in maps.items()}
+    if model.variant == "32s":
+        return model.upscore(t[32]).numpy()[0, 0]
+    fused = model.upscore2(t[32]) + t[16]  # 1/16
+    if model.variant == "16s":
+        return model.upscore16(fused).numpy()[0, 0]
+    return model.upscore8(model.upscore_pool4(fused) + t[8]).numpy()[0, 0]  # 1/1
+
+
+@pytest.mark.parametrize("variant, level, row, col", [
+    ("32s", 32, 1, 2), ("16s", 32, 1, 2), ("16s", 16, 3, 5), ("8s", 32, 2, 1),
+    ("8s", 16, 3, 5), ("8s", 8, 6, 9)])
+def test_impulse_peaks_where_coord_map_says(variant, level, row, col):
+    model = build_model(f"fcn{variant}_resnet18", 2, width=8)
+    feature = {32: "layer4", 16: "layer3", 8: "layer2"}[level]
+    grid = coord_map(model.backbone.path_to(feature))
+    assert grid == CoordMap(Fraction(level), Fraction(0))
+    out = _chain(model, level, row, col)
+    assert out.shape == (96, 128)
+    peak = np.unravel_index(np.argmax(out), out.shape)
+    assert peak == (level * row, level * col)  # a unique maximum exactly on the sample
+    assert np.sum(np.isclose(out, out.max(), rtol=1e-6)) == 1
+
+
+def test_blog_geometry_would_put_layer2_scores_3_5_pixels_off():
+    """The reviewer's finding, kept as the reason for sample-aligned upsamplers: the blog's
+    x8 (kernel 16, padding 4) puts layer2 pixel 2 (image 16) at columns 19-20."""
+    model = build_model("fcn8s_resnet18", 1, width=8)
+    blog = BilinearUpsample(1, 8)
+    assert coord_map(model.backbone.path_to("layer2") + [blog.up]) == \
+        CoordMap(Fraction(1), Fraction(-7, 2))  # output pixel y shows image y - 3.5
+    impulse = np.zeros((1, 1, 4, 4), np.float32)
+    impulse[0, 0, 2, 2] = 1.0
+    for up, peak in ((blog, [19, 20]), (model.upscore8, [16])):
+        profile = up(paddle.to_tensor(impulse)).numpy()[0, 0].max(axis=0)
+        assert np.flatnonzero(np.isclose(profile, profile.max())).tolist() == peak
+
+
+@pytest.mark.parametrize("skip", [True, False])
+def test_learnable_skip_upsample(skip):
+    model = build_model("fcn8s_resnet18", 3, width=8, learnable_skip_upsample=skip)
+    for name in ("upscore2", "upscore_pool4"):
+        weight = getattr(model, name).up.weight
+        assert weight.stop_gradient is (not skip)
+        assert weight.shape == [3, 3 if skip else 1, 3, 3]
+    assert model.upscore8.up.weight.stop_gradient  # the final one follows learnable_upsample
+    with pytest.raises(ValueError, match="learnable_skip_upsample must be True or False"):
+        build_model("fcn8s_resnet18", 3, width=8, learnable_skip_upsample="no")
 
 
 # ----------------------------------------------------------------------------- U-Net

@@ -1,17 +1,21 @@
 """VGG16 trunk, FC -> conv conversion (SPEC §1), the FCN head in both geometries (SPEC §2-5)
 and the ImageNet import. VGG16 is heavy (134 M parameters): one trunk per geometry is built
 once and shared by the three heads; inputs are tiny."""
+import math
+from fractions import Fraction
+
 import numpy as np
 import paddle
 import pytest
 from paddle.vision.models import vgg16
 from paddle.vision.models.vgg import VGG, make_layers
 
-from paddle_fcn.models.fcn import FCN, crop_offset
+from paddle_fcn.models.fcn import FCN, IMAGE, CoordMap, coord_map, crop_offset
 from paddle_fcn.models.fcn_vgg import fcn8s_vgg16, fcn32s_vgg16
 from paddle_fcn.models.resnet import ResNetBackbone
 from paddle_fcn.models.vgg import VGG16Backbone, convolutionalize, fc_to_conv
 from paddle_fcn.models.weights import WeightsError
+from paddle_fcn.upsample import BilinearUpsample
 
 VARIANTS = ("32s", "16s", "8s")
 CLASSES = 3
@@ -81,6 +85,120 @@ def test_caffe_offsets_reproduce_reference(heads):
         assert set(heads["aligned", variant].align.offsets.values()) == {0}
 
 
+def _fusion_pairs(model):
+    """(layers of the fused / output tensor, layers of the map it must lie on) for every crop."""
+    path, up = model.backbone.path_to, lambda name: getattr(model, name).up
+    scores = path("fc7") + [model.score_fr]  # 1/32
+    if model.variant == "32s":
+        return [(scores + [up("upscore")], [])]
+    fuse4 = scores + [up("upscore2")]  # 1/16
+    pairs = [(path("pool4") + [model.score_pool4], fuse4)]
+    if model.variant == "16s":
+        return pairs + [(fuse4 + [up("upscore16")], [])]
+    fuse3 = fuse4 + [up("upscore_pool4")]  # 1/8
+    return pairs + [(path("pool3") + [model.score_pool3], fuse3), (fuse3 + [up("upscore8")], [])]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_aligned_fusions_and_output_need_no_crop(heads, trunks, variant):
+    model = heads["aligned", variant]
+    for layers, reference in _fusion_pairs(model):
+        assert coord_map(layers) == coord_map(reference)
+    assert coord_map(_fusion_pairs(model)[-1][0]) == IMAGE
+    # VGG's 2 x 2 pools put pixels on cell centres: the blog's kernel-2f upsamplers fit
+    assert coord_map(trunks["aligned"].path_to("pool3")) == CoordMap(Fraction(8), Fraction(7, 2))
+    assert not any(m.sample_aligned for m in model.sublayers() if isinstance(m, BilinearUpsample))
+
+
+def _chain(model, level, row, col, size=(3, 4)):
+    """The head's upsampling chain on zero score maps with a one-hot at (row, col) of class 0
+    in the 1/level map."""
+    h, w = size
+    maps = {s: np.zeros((1, CLASSES, h * 32 // s, w * 32 // s), np.float32) for s in (32, 16, 8)}
+    maps[level][0, 0, row, col] = 1.0
+    t = {s: paddle.to_tensor(m) for s, m in maps.items()}
+    with paddle.no_grad():
+        if model.variant == "32s":
+            return model.upscore(t[32]).numpy()[0, 0]
+        fused = model.upscore2(t[32]) + t[16]  # 1/16
+        if model.variant == "16s":
+            return model.upscore16(fused).numpy()[0, 0]
+        return model.upscore8(model.upscore_pool4(fused) + t[8]).numpy()[0, 0]
+
+
+@pytest.mark.parametrize("variant, level, row, col", [
+    ("32s", 32, 1, 1), ("16s", 32, 1, 1), ("16s", 16, 1, 3), ("8s", 32, 1, 1), ("8s", 16, 2, 3),
+    ("8s", 8, 3, 6)])
+def test_impulse_peaks_between_the_two_pixels_coord_map_says(heads, trunks, variant, level, row,
+                                                             col):
+    """The response is symmetric about coord_map's half-integer position: its maximum is the
+    two pixels either side (a wider plateau after a x2 of the impulse, still centred there)."""
+    feature = {32: "fc7", 16: "pool4", 8: "pool3"}[level]
+    grid = coord_map(trunks["aligned"].path_to(feature))  # level x + (level - 1) / 2
+    model = heads["aligned", variant]
+    out = _chain(model, level, row, col)
+    direct = level == {"32s": 32, "16s": 16, "8s": 8}[variant]  # one upsampler, no x2
+    for axis, x in ((0, row), (1, col)):
+        position = grid.scale * x + grid.shift
+        low, high = math.floor(position), math.ceil(position)
+        assert (low, high) == (level * x + level // 2 - 1, level * x + level // 2)
+        profile = out.max(axis=1 - axis)
+        ties = np.flatnonzero(np.isclose(profile, profile.max(), rtol=1e-6)).tolist()
+        assert ties[0] + ties[-1] == low + high and len(ties) == ties[-1] - ties[0] + 1
+        assert ties == [low, high] or not direct
+        k = np.arange(1, min(low, len(profile) - 1 - high) + 1)
+        np.testing.assert_allclose(profile[low - k], profile[high + k], atol=1e-6)
+
+
+def test_aligned_head_refuses_misaligned_upsamplers(trunks):
+    model = FCN(trunks["aligned"], CLASSES, "8s")
+    model.upscore8 = BilinearUpsample(CLASSES, 8, padding=False)  # output 4 pixels off
+    with pytest.raises(ValueError, match=r"needs crop offsets 0, got \{'upscore8': 4\}"):
+        model._crop_offsets()
+    model.upscore8 = BilinearUpsample(CLASSES, 8, sample_aligned=True)  # 3.5 pixels off
+    with pytest.raises(ValueError, match=r"VGG16Backbone FCN-8s \(aligned\): upscore8: crop "
+                                         r"offset -7/2 is not a non-negative integer"):
+        model._crop_offsets()
+
+
+class _GridBackbone(paddle.nn.Layer):
+    """A trunk reduced to its grids: one strided conv per feature. The head's build-time
+    alignment reads only ``path_to``; ``forward`` is never called."""
+
+    skip_names = ("a", "b", "c")
+    out_channels = {"a": 1, "b": 1, "c": 1}
+    normalization = {}
+
+    def __init__(self, top_padding):
+        super().__init__()
+        conv = paddle.nn.Conv2D
+        self.paths = {"a": [conv(1, 1, 8, stride=8)], "b": [conv(1, 1, 16, stride=16)],
+                      "c": [conv(1, 1, 32, stride=32, padding=top_padding)]}
+
+    def path_to(self, name):
+        return self.paths[name]
+
+    def load_imagenet(self, path):
+        raise NotImplementedError
+
+
+def test_head_picks_upsamplers_from_the_grid_or_refuses():
+    model = FCN(_GridBackbone(top_padding=0), 2, "8s")  # VGG-like cell centres
+    assert model.align.offsets == {"score_pool4": 0, "score_pool3": 0, "upscore8": 0}
+    # padding 1 moves c's pixels to 32 x + 14.5: no bilinear x2 lands on b's 16 x + 7.5
+    with pytest.raises(ValueError, match=r"_GridBackbone FCN-16s upscore2: no x2 bilinear "
+                                         r"upsampler maps pixel x at image 32 x \+ 14\.5 onto "
+                                         r"the target at image 16 x \+ 7\.5"):
+        FCN(_GridBackbone(top_padding=1), 2, "16s")
+    with pytest.raises(ValueError, match="upscore: no x32 bilinear upsampler"):
+        FCN(_GridBackbone(top_padding=1), 2, "32s")
+    no_path = type("NoPath", (paddle.nn.Layer,), {
+        "skip_names": ("a", "b", "c"), "out_channels": {"a": 1, "b": 1, "c": 1},
+        "normalization": {}, "load_imagenet": lambda self, path: None})()
+    with pytest.raises(TypeError, match="NoPath is not an FCN backbone: it has no `path_to`"):
+        FCN(no_path, 2, "8s")
+
+
 def test_crop_offset_rejects_subpixel_misalignment():
     # ResNet's stem (7x7, stride 2, pad 3) centres output pixel x on input 2x; a padded x2
     # transposed conv then lands half a pixel off the input grid
@@ -98,6 +216,13 @@ def test_head_options_and_frozen_upsampler(trunks):
     assert not model.upscore_pool4.up.weight.stop_gradient
     learnable = FCN(aligned, CLASSES, "32s", learnable_upsample=True)
     assert not learnable.upscore.up.weight.stop_gradient
+    # the reference nets' lr_mult=0 on every transposed conv
+    frozen = FCN(aligned, CLASSES, "8s", learnable_skip_upsample=False)
+    for layer in (frozen.upscore2, frozen.upscore_pool4, frozen.upscore8):
+        k = 2 * layer.factor
+        assert layer.up.weight.stop_gradient and layer.up.weight.shape == [CLASSES, 1, k, k]
+    with pytest.raises(ValueError, match="learnable_skip_upsample must be True or False"):
+        fcn8s_vgg16(CLASSES, learnable_skip_upsample=None)  # rejected before the trunk
     assert model.backbone is aligned and model.normalization == aligned.normalization
     with pytest.raises(ValueError, match="N x 3 x H x W"):
         model(paddle.zeros([3, 32, 32]))

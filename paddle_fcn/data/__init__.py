@@ -7,7 +7,8 @@ the transforms, which end in ``Normalize``.
 import inspect
 
 from paddle_fcn.data.check import CheckReport, check_dataset
-from paddle_fcn.data.io import DataError, read_image, read_label, write_image, write_label
+from paddle_fcn.data.io import (DataError, read_image, read_label, read_label_with_notes,
+                                write_image, write_label)
 from paddle_fcn.data.palette import VOC_CLASSES, color_map, colorize, rgb_to_label
 from paddle_fcn.data.synthetic import CLASS_NAMES as SYNTHETIC_CLASSES
 from paddle_fcn.data.synthetic import ensure_synthetic_voc, generate_synthetic_voc
@@ -15,7 +16,7 @@ from paddle_fcn.data.transforms import TRANSFORMS, Compose, Normalize, build_tra
 from paddle_fcn.data.voc import ListDataset, PascalVOC, SegDataset, collate, collate_fn
 
 __all__ = [
-    "DataError", "read_image", "read_label", "write_image", "write_label",
+    "DataError", "read_image", "read_label", "read_label_with_notes", "write_image", "write_label",
     "VOC_CLASSES", "color_map", "colorize", "rgb_to_label",
     "SYNTHETIC_CLASSES", "generate_synthetic_voc", "ensure_synthetic_voc",
     "TRANSFORMS", "Compose", "Normalize", "build_transforms",

@@ -15,8 +15,9 @@ from PIL import Image
 
 from paddle_fcn.data.palette import color_map, match_voc_colors
 
-__all__ = ["DataError", "read_image", "read_image_with_notes", "read_label", "write_label",
-           "write_image", "load_label_array", "colour_mask_message"]
+__all__ = ["DataError", "read_image", "read_image_with_notes", "read_label",
+           "read_label_with_notes", "write_label", "write_image", "load_label_array",
+           "colour_mask_message"]
 
 _VOC_PALETTE = color_map(256).flatten().tolist()
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -87,10 +88,15 @@ def read_image(path):
 
 
 def load_label_array(path):
-    """Decode a label file as it is stored: ``(array, pillow_mode)``, no interpretation.
+    """Decode a label file: ``(array, pillow_mode)``, with only lossless normalisations.
 
-    Palette and grayscale PNGs give ``HW`` arrays, colour masks ``HW3``/``HW4``. Raises
-    DataError for a missing or undecodable file. ``read_label`` builds on this.
+    Palette and grayscale PNGs give ``HW`` arrays, colour masks ``HW3``/``HW4``. Two
+    normalisations that cannot change a class index: a gray+alpha image (``LA``/``PA``) whose
+    alpha is constant gives its gray/index channel ``HW`` (with varying alpha it stays
+    ``HW2`` and ``read_label`` rejects it); a 32-bit float image (``F``) whose values are all
+    whole numbers gives int64. Raises DataError naming the file for a missing or undecodable
+    file and for float values with a fraction (1.7 is no class index; truncating it would
+    silently change the class). ``read_label`` and ``check_dataset`` build on this.
     """
     data = _read_bytes(path, "label")
     try:
@@ -103,11 +109,39 @@ def load_label_array(path):
         ) from None
     if mode == "1":
         arr = arr.astype(np.uint8)
+    if arr.ndim == 3 and arr.shape[2] == 2 and _constant(arr[..., 1]):
+        arr = np.ascontiguousarray(arr[..., 0])  # the alpha of a gray+alpha label is unused
+    if np.issubdtype(arr.dtype, np.floating):
+        arr = _integral_floats(path, mode, arr)
     return arr, mode
 
 
+def _constant(channel):
+    return channel.size == 0 or bool((channel == channel.flat[0]).all())
+
+
+def _integral_floats(path, mode, arr):
+    """``arr`` (float) as int64 if every value is a finite whole number, else DataError."""
+    finite = np.isfinite(arr)
+    fractional = ~finite | (np.floor(np.where(finite, arr, 0)) != arr)
+    if fractional.any():
+        shown = np.unique(arr[fractional])[:5].tolist()
+        raise DataError(
+            f"label {path} ({mode}, {arr.dtype}) holds non-integer values such as {shown}; "
+            f"class indices must be whole numbers 0..255: save the label as an 8-bit "
+            f"palette/grayscale PNG of class indices"
+        )
+    return arr.astype(np.int64)
+
+
 def colour_mask_message(path, arr):
-    """Why a multi-channel label ``arr`` read from ``path`` is unusable and how to fix it."""
+    """Why a multi-channel label ``arr`` (``HWk``) read from ``path`` is unusable; the fix."""
+    if arr.ndim != 3 or arr.shape[2] < 3:
+        channels = 1 if arr.ndim == 2 else arr.shape[2]
+        what = ("a gray+alpha image whose alpha channel varies" if channels == 2
+                else f"a {channels}-channel image")
+        return (f"label {path} is {what}, not a map of class indices; save the class indices "
+                f"as a single-channel 8-bit or palette PNG without transparency")
     rgb = arr[..., :3]
     if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
         return (f"label {path} is a 3-channel image whose channels are equal (a grayscale index "
@@ -121,16 +155,24 @@ def colour_mask_message(path, arr):
     return f"label {path} is an RGB colour mask, not class indices; {hint}"
 
 
-def read_label(path):
-    """Read a label map as uint8 ``HW`` class indices (255 = ignore).
+def read_label_with_notes(path):
+    """Read a label map as uint8 ``HW`` class indices and list the conversions applied.
 
     Accepts palette PNGs (VOC ``SegmentationClass``; the index is read, never the colour),
-    8-bit grayscale PNGs (SBD ``SegmentationClassAug``), 1-bit masks (0/1) and 16-bit
-    grayscale with values <= 255. A colour mask raises DataError saying how to convert it.
+    8-bit grayscale PNGs (SBD ``SegmentationClassAug``), 1-bit masks (0/1), 16-bit grayscale
+    and 32-bit integer or float images with whole values <= 255, and gray+alpha (LA/PA) images
+    with a constant alpha (the gray channel is used). A colour mask, a gray+alpha image with
+    varying alpha or a float with a fraction raises DataError naming the file. Notes are
+    short strings such as ``"gray+alpha (LA): constant alpha dropped"``.
     """
     arr, mode = load_label_array(path)
     if arr.ndim == 3:
         raise DataError(colour_mask_message(path, arr))
+    notes = []
+    if mode in ("LA", "PA"):
+        notes.append(f"gray+alpha ({mode}): constant alpha dropped")
+    if mode == "F":
+        notes.append("32-bit float with whole values converted to integers")
     if arr.dtype != np.uint8:
         if arr.size and (arr.min() < 0 or arr.max() > 255):
             raise DataError(
@@ -138,7 +180,12 @@ def read_label(path):
                 f"must fit 0..255 (255 = ignore): save it as an 8-bit palette/grayscale PNG"
             )
         arr = arr.astype(np.uint8)
-    return np.ascontiguousarray(arr)
+    return np.ascontiguousarray(arr), notes
+
+
+def read_label(path):
+    """Read a label map as uint8 ``HW`` class indices, 255 = ignore (``read_label_with_notes``)."""
+    return read_label_with_notes(path)[0]
 
 
 def write_label(path, label):

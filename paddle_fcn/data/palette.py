@@ -55,9 +55,14 @@ def match_voc_colors(rgb, num_classes=21):
     """Fraction of pixels of an ``HW3`` RGB mask whose colour is a VOC colour.
 
     The VOC colours counted are those of indices ``0..num_classes-1`` and 255 (void). A colour
-    mask saved from a VOC palette PNG (or drawn with the VOC colours) gives 1.0.
+    mask saved from a VOC palette PNG (or drawn with the VOC colours) gives 1.0. Raises
+    ValueError for fewer than 3 channels (e.g. a gray+alpha ``HW2`` image).
     """
-    keys = _color_keys(np.asarray(rgb)[..., :3])
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] < 3:
+        raise ValueError(f"match_voc_colors expects an HW3 (or HW4) RGB mask, got shape "
+                         f"{rgb.shape}")
+    keys = _color_keys(rgb[..., :3])
     voc = _color_keys(_CMAP[list(range(min(num_classes, 255))) + [255]])
     return float(np.isin(keys, voc).mean()) if keys.size else 0.0
 

@@ -2,35 +2,48 @@
 
 Layout of a run directory (``save_dir``)::
 
-    iter_000200/              one complete checkpoint (written as .tmp-*, then renamed)
+    iter_000200/              one complete checkpoint (written as .tmp-iter-*, then renamed)
         model.pdparams        model weights (structured names, as model.state_dict())
         model.pdopt           optimizer state incl. the LR scheduler, keyed by structured names
         state.pkl             iteration, RNG states (python, numpy, paddle), config dict
-    best_model/model.pdparams the best weights by validation mIoU (+ metrics.json)
+    best_model/               the best weights by validation mIoU (written as .tmp-best-*)
+        model.pdparams        and metrics.json (with "iteration"): always a matching pair
     config.yml                the resolved configuration of the run
 
-A checkpoint directory only ever appears under its final name through ``os.replace`` of a fully
-written and fsync'ed temporary directory, so every ``iter_*`` directory is complete.
+A directory only ever appears under its final name through ``os.replace`` of a fully written
+and fsync'ed temporary directory, so every ``iter_*`` and ``best_model`` is complete. An
+existing one (``best_model``, or ``iter_N`` saved again after a resume) is first renamed to
+``.old-<best|iter_N>-*``, then the new one is renamed in, then the old one is removed; a kill
+between the two renames leaves only the ``.old-`` copy, which ``recover_interrupted_saves``
+(run at start-up and after every checkpoint) renames back. Files and directories get the
+permissions of ordinary ``open``/``mkdir`` under the process umask (``mkstemp``/``mkdtemp``
+alone would make them owner-only), so a run on shared storage is readable by the group.
 """
+import json
+import math
 import os
 import pickle
 import random
 import re
+import secrets
 import shutil
 import tempfile
+import threading
 
 import numpy as np
 import paddle
 
 __all__ = ["save_checkpoint", "load_checkpoint", "find_latest", "atomic_save",
-           "atomic_write_text", "CheckpointError"]
+           "atomic_write_text", "save_best_model", "read_best_metrics",
+           "recover_interrupted_saves", "CheckpointError"]
 
 _ITER_DIR = re.compile(r"^iter_(\d+)$")
+_OLD_DIR = re.compile(r"^\.old-(best|iter_\d+)-[0-9a-f]+$")
+_UMASK_LOCK = threading.Lock()
 
 
 class CheckpointError(ValueError):
     """A checkpoint path that cannot be resumed from; the message names the path."""
-
 
 def _fsync_dir(path):
     fd = os.open(path, os.O_RDONLY)
@@ -45,6 +58,27 @@ def _fsync_file(path):
         os.fsync(f.fileno())
 
 
+def _umask():
+    """The process umask, read from /proc (Linux >= 4.7) or else set and restored under a
+    lock (a file another thread creates in that instant gets the stricter 077, never looser)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
+
+
+def _share(path):
+    """chmod a ``mkstemp`` file to 0666 or a ``mkdtemp`` directory to 0777, less the umask."""
+    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~_umask())
+
+
 def atomic_save(obj, path):
     """``paddle.save(obj, path)`` through a temporary file and ``os.replace``."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -54,6 +88,7 @@ def atomic_save(obj, path):
     try:
         paddle.save(obj, tmp)
         _fsync_file(tmp)
+        _share(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -71,10 +106,100 @@ def atomic_write_text(text, path):
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        _share(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _write_dir(save_dir, name, write):
+    """Create ``save_dir/name`` atomically: ``write(tmp_dir)`` fills a temporary directory.
+
+    An existing ``name`` is swapped out (see the module docstring), never deleted first.
+    """
+    os.makedirs(save_dir, exist_ok=True)
+    best = name == "best_model"
+    tmp = tempfile.mkdtemp(prefix=".tmp-best-" if best else ".tmp-iter-", dir=save_dir)
+    final = os.path.join(save_dir, name)
+    try:
+        write(tmp)
+        for entry in os.listdir(tmp):
+            _fsync_file(os.path.join(tmp, entry))
+        _share(tmp)
+        old = None
+        if os.path.exists(final):
+            old = os.path.join(save_dir, f".old-{'best' if best else name}-"
+                                         f"{secrets.token_hex(4)}")
+            os.rename(final, old)
+        os.replace(tmp, final)
+        _fsync_dir(save_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if os.path.exists(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def save_best_model(save_dir, state_dict, metrics):
+    """Write ``save_dir/best_model/{model.pdparams, metrics.json}`` as one unit.
+
+    ``metrics``: JSON-serialisable dict (``SegMetrics.to_dict`` plus ``iteration``). Readers
+    never see new weights with old metrics or the reverse; a failure (e.g. a value that is not
+    JSON) leaves the previous pair untouched. Returns the directory.
+    """
+    text = json.dumps(metrics, indent=2)
+
+    def write(tmp):
+        paddle.save(state_dict, os.path.join(tmp, "model.pdparams"))
+        with open(os.path.join(tmp, "metrics.json"), "w") as f:
+            f.write(text)
+
+    return _write_dir(save_dir, "best_model", write)
+
+
+def read_best_metrics(save_dir):
+    """``(mIoU, iteration)`` from ``save_dir/best_model/metrics.json``, or None.
+
+    None when the file is missing or unreadable, or its mIoU is not a number (NaN is saved as
+    null): such a file records no best model that a later one must beat.
+    """
+    path = os.path.join(save_dir, "best_model", "metrics.json")
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+        miou, iteration = saved.get("mIoU"), saved.get("iteration")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if isinstance(miou, bool) or not isinstance(miou, (int, float)) or math.isnan(miou):
+        return None
+    return float(miou), iteration
+
+
+def recover_interrupted_saves(save_dir):
+    """Repair what a process killed in the middle of a save left in ``save_dir``.
+
+    A ``.old-best-*`` / ``.old-iter_N-*`` directory whose final name is missing (killed
+    between the two renames of a swap) is renamed back; otherwise it is a leftover and
+    removed, as are ``.tmp-iter-*`` / ``.tmp-best-*`` directories (killed while writing).
+    Run by rank 0 only, with no save in progress. A missing ``save_dir`` is fine.
+    """
+    if not os.path.isdir(save_dir):
+        return
+    for name in sorted(os.listdir(save_dir)):
+        path = os.path.join(save_dir, name)
+        old = _OLD_DIR.match(name)
+        if old:
+            tag = old.group(1)
+            final = os.path.join(save_dir, "best_model" if tag == "best" else tag)
+            if os.path.exists(final):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.rename(path, final)
+                _fsync_dir(save_dir)
+        elif name.startswith((".tmp-iter-", ".tmp-best-")) and os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _name_maps(model):
@@ -98,30 +223,20 @@ def _rekey(state, mapping):
 
 
 def save_checkpoint(save_dir, iteration, model, optimizer, extra, keep_max):
-    """Write ``save_dir/iter_<iteration>`` atomically and prune to the newest ``keep_max``.
+    """Write ``save_dir/iter_<iteration>`` atomically (an existing one is swapped out) and
+    prune to the newest ``keep_max``. ``extra``: picklable dict stored with the iteration and
+    RNG states (config, best mIoU)."""
+    to_struct, _ = _name_maps(model)
+    state = dict(extra, iteration=iteration, python_rng=random.getstate(),
+                 numpy_rng=np.random.get_state(), paddle_rng=paddle.get_rng_state())
 
-    ``extra``: picklable dict stored with the iteration and RNG states (config, best mIoU).
-    """
-    os.makedirs(save_dir, exist_ok=True)
-    final = os.path.join(save_dir, f"iter_{iteration:06d}")
-    tmp = tempfile.mkdtemp(prefix=".tmp-iter-", dir=save_dir)
-    try:
-        to_struct, _ = _name_maps(model)
+    def write(tmp):
         paddle.save(model.state_dict(), os.path.join(tmp, "model.pdparams"))
         paddle.save(_rekey(optimizer.state_dict(), to_struct), os.path.join(tmp, "model.pdopt"))
-        state = dict(extra, iteration=iteration, python_rng=random.getstate(),
-                     numpy_rng=np.random.get_state(), paddle_rng=paddle.get_rng_state())
         with open(os.path.join(tmp, "state.pkl"), "wb") as f:
             pickle.dump(state, f)
-        for name in os.listdir(tmp):
-            _fsync_file(os.path.join(tmp, name))
-        if os.path.exists(final):  # re-saving the same iteration after a resume
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        _fsync_dir(save_dir)
-    finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
+
+    final = _write_dir(save_dir, f"iter_{iteration:06d}", write)
     _prune(save_dir, keep_max)
     return final
 
@@ -138,9 +253,7 @@ def _checkpoints(save_dir):
 def _prune(save_dir, keep_max):
     for _, path in _checkpoints(save_dir)[:-keep_max]:
         shutil.rmtree(path, ignore_errors=True)
-    for name in os.listdir(save_dir):  # leftovers of a process killed mid-save
-        if name.startswith(".tmp-iter-"):
-            shutil.rmtree(os.path.join(save_dir, name), ignore_errors=True)
+    recover_interrupted_saves(save_dir)
 
 
 def find_latest(path):

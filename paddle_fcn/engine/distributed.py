@@ -60,19 +60,22 @@ def all_reduce_sum(value, dtype="float64"):
 def micro_batch_weights(loss_fn, labels):
     """Multipliers for the micro-batch losses of one optimizer step on this rank.
 
-    ``labels``: this rank's micro-batch label tensors (N x H x W). DataParallel averages the
-    gradient over the R ranks, so with ``w_m = R * n_m / n`` (``n_m``: valid pixels, or their
-    summed class weight, of micro-batch m; ``n``: the same over every micro-batch of every
-    rank) a mean-reduced loss gives the per-pixel mean over the whole global batch, exactly
-    what one process with the global batch computes. (A plain mean of per-rank means would
-    weight pixels by how much void their images have.) With reduction ``sum`` the weight is
-    ``1 / micro-batches``: the gradient is averaged over micro-batches and ranks, Caffe's rule
-    for ``iter_size`` and multi-GPU. Collective when distributed: every rank must call it.
+    ``labels``: this rank's micro-batch label tensors or arrays (N x H x W). DataParallel
+    averages the gradient over the R ranks, so with ``w_m = R * n_m / n`` a micro-batch loss
+    normalised by ``n_m`` becomes the global batch's loss normalised by ``n``, exactly what
+    one process with the global batch computes. For reduction ``mean`` ``n_m`` is the valid
+    pixels (or their summed class weight) of micro-batch m, ``n`` the same over every
+    micro-batch of every rank (a plain mean of per-rank means would weight pixels by how much
+    void their images have). For ``sum`` (pixel sum / images, Caffe's ``normalize: false``)
+    ``n_m`` is its number of images, so equal micro-batches get ``1 / micro-batches``:
+    Caffe's averaging over ``iter_size`` and GPUs. Collective when distributed: every rank
+    must call it.
     """
     if loss_fn.reduction == "sum":
-        return [1.0 / len(labels)] * len(labels)
-    tensors = [y if isinstance(y, paddle.Tensor) else paddle.to_tensor(y) for y in labels]
-    counts = [float(loss_fn.normalizer(y)) for y in tensors]
+        counts = [float(y.shape[0]) for y in labels]
+    else:
+        tensors = [y if isinstance(y, paddle.Tensor) else paddle.to_tensor(y) for y in labels]
+        counts = [float(loss_fn.normalizer(y)) for y in tensors]
     total = float(all_reduce_sum(sum(counts)))
     if total == 0:  # every pixel of the global batch is void: the losses are 0 anyway
         return [0.0] * len(labels)

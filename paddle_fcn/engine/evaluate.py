@@ -8,6 +8,7 @@ import paddle
 import paddle.distributed as dist
 from tqdm import tqdm
 
+from paddle_fcn.data.io import DataError
 from paddle_fcn.engine.infer import predict_probs
 from paddle_fcn.metrics import ConfusionMatrix, SegMetrics
 
@@ -33,6 +34,14 @@ def _shard(n, rank, world):
     return list(range(rank, n, world))
 
 
+def _sample_name(dataset, i):
+    """``label <path>`` of sample ``i`` when the dataset lists its files, else its index."""
+    files = getattr(dataset, "files", None)
+    if files is not None and i < len(files):
+        return f"label {files[i][1]} (sample {i})"
+    return f"sample {i} of {type(dataset).__name__}"
+
+
 @paddle.no_grad()
 def evaluate(model, dataset, num_classes, test_cfg=None, ignore_index=255, keep_samples=0,
              progress=True, rank=0, world_size=1):
@@ -43,7 +52,9 @@ def evaluate(model, dataset, num_classes, test_cfg=None, ignore_index=255, keep_
     across ranks, so every rank gets exactly the matrix of a single-process evaluation -
     provided all ranks hold the same weights (the trainer broadcasts rank 0's BatchNorm
     statistics first).
-    The model is put in eval mode and restored to its previous mode afterwards.
+    The model is put in eval mode and restored to its previous mode afterwards. A label value
+    that is neither a class nor ``ignore_index`` raises DataError naming the label file and
+    the values.
     """
     was_training = model.training
     model.eval()
@@ -57,7 +68,10 @@ def evaluate(model, dataset, num_classes, test_cfg=None, ignore_index=255, keep_
         x = paddle.to_tensor(np.ascontiguousarray(image)[None])
         pred = predict_probs(model, x, test_cfg).argmax(axis=1)[0].numpy()
         label = np.asarray(label)
-        cm.update(pred, label)
+        try:
+            cm.update(pred, label)
+        except ValueError as e:
+            raise DataError(f"{_sample_name(dataset, i)}: {e}") from None
         if len(samples) < keep_samples:
             samples.append((np.asarray(image), label, pred))
     matrix = cm.matrix
@@ -73,12 +87,15 @@ def evaluate(model, dataset, num_classes, test_cfg=None, ignore_index=255, keep_
                       matrix=total.matrix)
 
 
-def run_eval(cfg, model_path):
+def run_eval(cfg, model_path, check_data=True):
     """``tools/eval.py``: evaluate ``model_path`` on ``cfg.val_dataset``; returns metrics dict.
 
-    Prints the four metrics and the per-class IoU table.
+    With ``check_data`` every file is read once first (``check_dataset``): bad labels stop
+    the run with a DataError listing the files before any image is scored. Prints the four
+    metrics and the per-class IoU table.
     """
     from paddle_fcn.data import build_dataset
+    from paddle_fcn.data.check import check_dataset
     from paddle_fcn.engine.env import setup_device
     from paddle_fcn.engine.trainer import num_classes_of
     from paddle_fcn.models import build_model
@@ -91,6 +108,8 @@ def run_eval(cfg, model_path):
     model = build_model(cfg.model.type, num_classes, **cfg.model.options)
     load_model_weights(model, model_path)
     dataset = build_dataset(cfg.val_dataset, model.normalization, num_classes)
+    if check_data:
+        check_dataset(dataset, num_classes).raise_if_failed()
     result = evaluate(model, dataset, num_classes, cfg.test_config,
                       ignore_index=cfg.val_dataset.ignore_index)
     print(result.metrics.format_table(dataset.class_names))

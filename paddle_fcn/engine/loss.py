@@ -1,8 +1,14 @@
 """Per-pixel softmax cross-entropy, the FCN training loss (SPEC §8).
 
-The paper sums the loss over all valid pixels (Caffe's ``normalize: false``) and compensates
-with a tiny learning rate (1e-10 for FCN-32s with momentum 0.99); the blog and most toolkits
-average over the valid pixels instead. Both are available through ``reduction``.
+The reference FCN nets (fcn.berkeleyvision.org ``net.py``) use Caffe's ``SoftmaxWithLoss`` with
+``loss_param { ignore_label: 255 normalize: false }`` and compensate with a tiny learning rate
+(1e-10 for FCN-32s with momentum 0.99). In Caffe, ``normalize: false`` selects the
+normalization mode ``BATCH_SIZE``: the loss summed over the valid pixels is divided by the
+number of images N, not left as a sum over the batch (``caffe/src/caffe/layers/
+softmax_loss_layer.cpp``: ``LayerSetUp`` maps ``normalize`` false to ``BATCH_SIZE``, and
+``get_normalizer`` returns ``outer_num_`` = N for it). That is ``reduction="sum"`` here; the
+blog and most toolkits average over the valid pixels instead (``reduction="mean"``, Caffe's
+``VALID``).
 """
 import paddle
 import paddle.nn.functional as F
@@ -17,7 +23,9 @@ class SegmentationLoss:
         num_classes: C; ``class_weights`` (if given) must have C entries.
         ignore_index: label value that contributes nothing (VOC's void label 255).
         reduction: ``"mean"`` divides by ``normalizer(label)``, the number of valid pixels (their
-            summed class weight when weighted, as PyTorch does); ``"sum"`` is the Caffe reference.
+            summed class weight when weighted, as PyTorch does); ``"sum"`` is the Caffe
+            reference: the sum over the valid pixels divided by the number of images N (so a
+            batch of N images gives the mean of the per-image sums, whatever N is).
         class_weights: optional per-class weights.
 
     Returns a scalar tensor. A batch with no valid pixel gives 0 (not NaN) so that a crop of
@@ -42,7 +50,7 @@ class SegmentationLoss:
                                     ignore_index=self.ignore_index, reduction="none")
         total = per_pixel.sum()
         if self.reduction == "sum":
-            return total
+            return total / label.shape[0]
         return total / paddle.clip(self.normalizer(label), min=1e-12)
 
     def normalizer(self, label):

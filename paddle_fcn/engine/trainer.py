@@ -6,12 +6,14 @@ each step is ``cfg.accumulate_steps`` forward/backward passes of ``cfg.batch_siz
 ``eval_interval`` steps keeps the best model by mIoU; checkpoints every ``save_interval``
 steps can be resumed with the same iteration, learning rate, data order and RNG state.
 """
+import functools
 import json
 import math
 import os
 import sys
 import time
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 from typing import Optional
 
 import cv2
@@ -22,7 +24,8 @@ from tqdm import tqdm
 from paddle_fcn.config import config_to_dict, save_config
 from paddle_fcn.data import build_dataset, collate_fn
 from paddle_fcn.data.check import check_dataset
-from paddle_fcn.engine.checkpoint import (atomic_save, atomic_write_text, load_checkpoint,
+from paddle_fcn.engine.checkpoint import (atomic_write_text, load_checkpoint, read_best_metrics,
+                                          recover_interrupted_saves, save_best_model,
                                           save_checkpoint)
 from paddle_fcn.engine.distributed import (all_reduce_sum, convert_sync_batchnorm,
                                            gather_rng_states, in_rank_order, micro_batch_weights,
@@ -53,6 +56,7 @@ class TrainSummary:
     seconds: float
     save_dir: str
     losses: list  # (iteration, loss) at every log point
+    lrs: list = field(default_factory=list)  # (iteration, lr of that iteration's step), ditto
 
 
 def build_model_from_config(cfg, num_classes):
@@ -74,10 +78,13 @@ def num_classes_of(cfg):
 
 
 def _loader(cfg, dataset, start_micro, rank, world):
+    """Training batches; images of different sizes are padded, labels with the dataset's
+    ``ignore_index`` (the loss's, checked by the config), so the padding costs nothing."""
     sampler = StreamBatchSampler(len(dataset), cfg.batch_size, cfg.iters * cfg.accumulate_steps,
                                  start=start_micro, seed=cfg.seed, rank=rank, world_size=world)
+    collate = functools.partial(collate_fn, ignore_index=dataset.ignore_index)
     return paddle.io.DataLoader(SeededDataset(dataset), batch_sampler=sampler,
-                                num_workers=cfg.num_workers, collate_fn=collate_fn,
+                                num_workers=cfg.num_workers, collate_fn=collate,
                                 worker_init_fn=lambda _: cv2.setNumThreads(1))
 
 
@@ -96,7 +103,8 @@ def _check_finite(loss_value, iteration, cfg):
 def train_one_iter(model, loss_fn, optimizer, batches, iteration, cfg):
     """One optimizer step over ``accumulate_steps`` micro-batches (on every rank).
 
-    Returns the loss of the whole global batch (the same number on every rank). The
+    Returns ``(loss, lr)``: the loss of the whole global batch (the same number on every
+    rank) and the learning rate this step used (read before the scheduler steps). The
     micro-batch losses are weighted so that the step equals one over a single batch of
     ``batch_size x accumulate_steps x ranks`` images (``distributed.micro_batch_weights``).
     A non-finite loss on any rank stops every rank before the optimizer step.
@@ -105,25 +113,18 @@ def train_one_iter(model, loss_fn, optimizer, batches, iteration, cfg):
     total = 0.0
     for i, ((images, labels), weight) in enumerate(zip(batches, weights)):
         last = i == len(batches) - 1
-        sync = model.no_sync() if hasattr(model, "no_sync") and not last else _nullcontext()
+        sync = model.no_sync() if hasattr(model, "no_sync") and not last else nullcontext()
         with sync:
             loss = loss_fn(model(images), labels) * weight
             loss.backward()
         total += float(loss)
     total = float(all_reduce_sum(total)) / world_size()
     _check_finite(total, iteration, cfg)
+    lr = optimizer.get_lr()
     optimizer.step()
     optimizer.clear_grad()
     optimizer._learning_rate.step()
-    return total
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+    return total, lr
 
 
 def _evaluate_and_keep_best(model, val_ds, num_classes, cfg, state, logger, it, rank, world):
@@ -135,33 +136,47 @@ def _evaluate_and_keep_best(model, val_ds, num_classes, cfg, state, logger, it, 
     """
     sync_model_state(_bare(model))
     result = evaluate(_bare(model), val_ds, num_classes, cfg.test_config,
-                      keep_samples=cfg.num_vis_samples, rank=rank, world_size=world,
-                      progress=False)
+                      ignore_index=val_ds.ignore_index, keep_samples=cfg.num_vis_samples,
+                      rank=rank, world_size=world, progress=False)
     metrics = dict(result.metrics.to_dict(val_ds.class_names), iteration=it)
     miou = result.metrics.mIoU
-    better = state["best_mIoU"] is None or (miou == miou and miou > state["best_mIoU"])
+    better = _is_better(miou, state["best_mIoU"])
     if better:
         state.update(best_mIoU=miou, best_iter=it)
     if rank != 0:
         return metrics
-    logger.eval_result(result, val_ds.class_names, val_ds_normalization(model), it)
+    logger.eval_result(result, val_ds.class_names, _bare(model).normalization, it)
     atomic_write_text(json.dumps(metrics, indent=2), os.path.join(cfg.save_dir, "metrics.json"))
     if better:
-        best = os.path.join(cfg.save_dir, "best_model")
-        atomic_save(_bare(model).state_dict(), os.path.join(best, "model.pdparams"))
-        atomic_write_text(json.dumps(metrics, indent=2), os.path.join(best, "metrics.json"))
+        save_best_model(cfg.save_dir, _bare(model).state_dict(), metrics)
+    best = "none" if state["best_mIoU"] is None else f"{state['best_mIoU']:.4f}"
     tqdm.write(f"[eval] iter {it}: mIoU {miou:.4f} pixel_acc {result.metrics.pixel_acc:.4f} "
-               f"(best {state['best_mIoU']:.4f} at iter {state['best_iter']}, "
-               f"{result.seconds:.1f} s)")
+               f"(best {best} at iter {state['best_iter']}, {result.seconds:.1f} s)")
     return metrics
+
+
+def _is_better(miou, best):
+    """Whether ``miou`` beats ``best`` (None: no best yet). A NaN mIoU (no valid pixel in the
+    split) is never a best model; a NaN ``best`` (older runs) counts as none, since nothing
+    compares greater than NaN."""
+    if miou is None or math.isnan(miou):
+        return False
+    return best is None or math.isnan(best) or miou > best
+
+
+def _restore_best(state, save_dir):
+    """After a resume: the better of the checkpoint's best and ``best_model/metrics.json``,
+    which may have been written after the checkpoint (eval_interval below save_interval, or a
+    kill between evaluation and save) and must not be replaced by a worse model."""
+    if state["best_mIoU"] is not None and math.isnan(state["best_mIoU"]):
+        state.update(best_mIoU=None, best_iter=None)
+    on_disk = read_best_metrics(save_dir)
+    if on_disk is not None and _is_better(on_disk[0], state["best_mIoU"]):
+        state.update(best_mIoU=on_disk[0], best_iter=on_disk[1])
 
 
 def _bare(model):
     return model._layers if isinstance(model, paddle.DataParallel) else model
-
-
-def val_ds_normalization(model):
-    return _bare(model).normalization
 
 
 def _datasets(cfg, normalization, num_classes, check_data):
@@ -177,6 +192,12 @@ def _datasets(cfg, normalization, num_classes, check_data):
     for ds in filter(None, (train_ds, val_ds)) if check_data else ():
         check_dataset(ds, num_classes).raise_if_failed()
     return train_ds, val_ds
+
+
+def _recover(save_dir, rank):
+    """Rank 0 repairs a save killed midway (before any rank looks for checkpoints)."""
+    if rank == 0:
+        recover_interrupted_saves(save_dir)
 
 
 def _prepare(cfg, resume_model, check_data):
@@ -196,11 +217,13 @@ def _prepare(cfg, resume_model, check_data):
     train_ds, val_ds = in_rank_order(
         lambda: _datasets(cfg, model.normalization, num_classes, check_data), rank, world)
     optimizer, _ = build_optimizer(model, cfg)
+    in_rank_order(lambda: _recover(cfg.save_dir, rank), rank, world)
     state = {"iteration": 0, "best_mIoU": None, "best_iter": None}
     if resume_model:
         loaded = load_checkpoint(resume_model, model, optimizer)
         restore_rank_rng(loaded, rank, world, cfg.seed)
         state.update({k: loaded.get(k) for k in state})
+        _restore_best(state, cfg.save_dir)
         print(f"resumed from {loaded['path']} at iteration {state['iteration']}, "
               f"lr {optimizer.get_lr():.6g}")
     if world > 1:
@@ -230,8 +253,8 @@ def train(cfg, resume_model=None, progress=True, check_data=True):
     metrics, log = None, _Log(cfg, world, logger, bar)
     for it in range(start + 1, cfg.iters + 1):
         batches = [next(loader) for _ in range(cfg.accumulate_steps)]
-        loss = train_one_iter(model, loss_fn, optimizer, batches, it, cfg)
-        log.step(it, loss, optimizer.get_lr())
+        loss, lr = train_one_iter(model, loss_fn, optimizer, batches, it, cfg)
+        log.step(it, loss, lr)
         if val_ds is not None and (it % cfg.eval_interval == 0 or it == cfg.iters):
             metrics = _evaluate_and_keep_best(model, val_ds, num_classes, cfg, state, logger,
                                               it, rank, world)
@@ -240,7 +263,7 @@ def train(cfg, resume_model=None, progress=True, check_data=True):
     bar.close()
     logger.close()
     return TrainSummary(cfg.iters, state["best_mIoU"], state["best_iter"], metrics,
-                        time.time() - start_time, cfg.save_dir, log.losses)
+                        time.time() - start_time, cfg.save_dir, log.losses, log.lrs)
 
 
 def _save(cfg, it, model, optimizer, state, rank, world):
@@ -259,7 +282,7 @@ class _Log:
     def __init__(self, cfg, world, logger, bar):
         self.every, self.logger, self.bar = cfg.log_iters, logger, bar
         self.images_per_iter = cfg.batch_size * cfg.accumulate_steps * world
-        self.last, self.since, self.losses = time.time(), 0, []
+        self.last, self.since, self.losses, self.lrs = time.time(), 0, [], []
 
     def step(self, it, loss, lr):
         self.bar.update(1)
@@ -269,6 +292,7 @@ class _Log:
         ips = self.since * self.images_per_iter / max(time.time() - self.last, 1e-9)
         self.last, self.since = time.time(), 0
         self.losses.append((it, loss))
+        self.lrs.append((it, lr))
         self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", ips=f"{ips:.1f}")
         for tag, value in (("Train/loss", loss), ("Train/lr", lr), ("Train/ips", ips)):
             self.logger.scalar(tag, value, it)

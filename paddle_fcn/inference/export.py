@@ -115,7 +115,12 @@ def _check_export(wrapper, path, output_op):
         (1, 3) + CHECK_SIZE).astype("float32"))
     with paddle.no_grad():
         want = wrapper(x).numpy()
-        got = paddle.jit.load(path)(x).numpy()
+        try:
+            got = paddle.jit.load(path)(x).numpy()
+        except Exception as e:  # e.g. a static shape inferred wrongly, then used to crop
+            first = " ".join(str(e).split())[:400]
+            raise ExportError(f"the graph saved at {path} fails on a {CHECK_SIZE} input although "
+                              f"the eager model runs: {type(e).__name__}: {first}") from e
     if got.shape != want.shape:
         raise ExportError(f"exported graph at {path} returns shape {got.shape} for a "
                           f"{CHECK_SIZE} input, the eager model {want.shape}")

@@ -2,8 +2,8 @@
 
 On CPU the predictor enables oneDNN (MKLDNN) and uses every physical core. Measured on the
 2-core AMD EPYC (Zen 5, AVX-512) this package is developed on, FCN-8s VGG16 at 512 x 512,
-batch 1: about 0.52 s per image, ~430 GFLOP/s, against several seconds for the eager model
-with Paddle's default settings (``benchmarks/bench_infer.py`` prints the current figures).
+batch 1: 0.55-0.57 s per image, ~390 GFLOP/s, 78-80 % of the measured FP32 peak, against
+2.4 s for the eager model (``benchmarks/bench_infer.py`` prints the current figures).
 Nobody has to ask for this: ``Predictor(model_dir)`` is the fast path.
 
 oneDNN caches its primitives, and with them a copy of the weights reordered for the shape,

@@ -10,6 +10,13 @@ Alignment of fused maps: ``coord_map`` composes, layer by layer, the affine map 
 tensor's pixel coordinates to input-image coordinates (caffe's ``coord_map.py``);
 ``crop_offset`` turns two such maps into the crop offset that puts one tensor on the other,
 and ``Alignment`` applies every pad and crop of the head.
+
+The grid depends on the backbone: VGG puts pool3 / pool4 / fc7 pixel x at image ``8x + 3.5``,
+``16x + 7.5``, ``32x + 15.5`` (cell centres of 2 x 2 pools), ResNet puts layer2 / 3 / 4 pixel x
+at ``8x``, ``16x``, ``32x`` (samples of padded stride-2 convs). The aligned geometry picks
+each upsampler from those maps (``upsample_geometry``: the blog's kernel 2f for cell centres,
+the ``sample_aligned`` kernel 2f - 1 for samples) and checks at build time that every fusion
+and the output need crop offset 0.
 """
 from fractions import Fraction
 from typing import NamedTuple
@@ -18,10 +25,10 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from paddle_fcn.upsample import BilinearUpsample
+from paddle_fcn.upsample import BilinearUpsample, upsample_geometry
 
-__all__ = ["VARIANTS", "GEOMETRIES", "OUTPUT_STRIDE", "CoordMap", "coord_map", "crop_offset",
-           "Alignment", "FCN", "check_head_options"]
+__all__ = ["VARIANTS", "GEOMETRIES", "OUTPUT_STRIDE", "IMAGE", "CoordMap", "coord_map",
+           "crop_offset", "sample_aligned_for", "Alignment", "FCN", "check_head_options"]
 
 VARIANTS = ("32s", "16s", "8s")
 GEOMETRIES = ("aligned", "caffe")
@@ -44,34 +51,61 @@ def _square(value, what, layer):
     return values[0]
 
 
-def _layer_map(layer):
-    """The map from ``layer``'s output coordinates to its input coordinates.
+def _conv_map(kernel, stride, padding, dilation=1, transposed=False):
+    """The map from a conv's output coordinates to its input coordinates: output pixel x is
+    centred at input ``stride * x + dilation * (kernel - 1) / 2 - padding``; a transposed conv
+    is the inverse of that map (``output_padding`` only appends pixels at the end)."""
+    shift = Fraction(dilation * (kernel - 1), 2) - padding
+    if transposed:
+        return CoordMap(Fraction(1, stride), -shift / stride)
+    return CoordMap(Fraction(stride), shift)
 
-    A conv or pool with kernel k, stride s, padding p, dilation d centres output pixel x at
-    input ``s * x + d * (k - 1) / 2 - p``; a transposed conv is the inverse of that map.
-    """
+
+def _then(total, step):
+    """``total`` (tensor -> image) preceded by ``step`` (next tensor -> tensor)."""
+    return CoordMap(total.scale * step.scale, total.scale * step.shift + total.shift)
+
+
+def _layer_map(layer):
     if isinstance(layer, nn.MaxPool2D):
         k, s, p, d = layer.ksize, layer.stride, layer.padding, 1
     elif isinstance(layer, (nn.Conv2D, nn.Conv2DTranspose)):
         k, s, p, d = layer._kernel_size, layer._stride, layer._padding, layer._dilation
     else:
         raise TypeError(f"coord_map: no coordinate map for layer type {type(layer).__name__}")
+    if not isinstance(p, (int, str)) and len(p) == 4:
+        # [top, bottom, left, right]: only the leading pad moves pixel centres; the trailing
+        # one (like output_padding) only trims or adds pixels at the end
+        p = list(p)[0::2]
     k, s, p, d = (_square(v, n, layer) for v, n in ((k, "kernel"), (s or k, "stride"),
                                                       (p, "padding"), (d, "dilation")))
-    shift = Fraction(d * (k - 1), 2) - p
-    if isinstance(layer, nn.Conv2DTranspose):
-        return CoordMap(Fraction(1, s), -shift / s)
-    return CoordMap(Fraction(s), shift)
+    return _conv_map(k, s, p, d, transposed=isinstance(layer, nn.Conv2DTranspose))
+
+
+IMAGE = CoordMap(Fraction(1), Fraction(0))  # the input's own coordinates
 
 
 def coord_map(layers):
-    """Compose the maps of ``layers`` (from the input to the tensor, in order; ReLU, dropout
-    and other pointwise layers are left out) into the tensor's ``CoordMap``."""
-    total = CoordMap(Fraction(1), Fraction(0))
+    """Compose the maps of ``layers`` (from the input to the tensor, in order; ReLU, dropout,
+    batch norm and other pointwise layers are left out) into the tensor's ``CoordMap``."""
+    total = IMAGE
     for layer in layers:
-        step = _layer_map(layer)
-        total = CoordMap(total.scale * step.scale, total.scale * step.shift + total.shift)
+        total = _then(total, _layer_map(layer))
     return total
+
+
+def sample_aligned_for(factor, source, target, what="upsampler"):
+    """Which padded x``factor`` bilinear upsampler puts a map at ``source`` (``CoordMap``)
+    exactly on ``target``: ``False`` for the blog's kernel 2f (input x -> output
+    ``f x + (f - 1) / 2``), ``True`` for the sample-aligned kernel 2f - 1 (x -> ``f x``).
+    Raises ``ValueError`` naming ``what`` and both maps if neither does."""
+    for sample_aligned in (False, True):
+        kernel, stride, padding, _ = upsample_geometry(factor, sample_aligned)
+        if _then(source, _conv_map(kernel, stride, padding, transposed=True)) == target:
+            return sample_aligned
+    source, target = (f"{float(m.scale):g} x + {float(m.shift):g}" for m in (source, target))
+    raise ValueError(f"{what}: no x{factor} bilinear upsampler maps pixel x at image {source} "
+                     f"onto the target at image {target}: the feature grids are misaligned")
 
 
 def crop_offset(layers, reference_layers):
@@ -97,9 +131,9 @@ class Alignment:
 
     ``aligned`` geometry (the blog's): the input is zero-padded (0 = the mean colour after
     normalisation) at the bottom/right to a multiple of ``pad_multiple`` (32), so every
-    feature is exactly 1/s of it and every ``deconv_geometry`` upsampler exactly f-fold: fused
-    maps have equal sizes, their offsets are 0, and the output is cropped to the input's
-    top-left H x W.
+    feature is exactly 1/s of it and every padded upsampler exactly f-fold: fused maps have
+    equal sizes, their offsets are 0 (checked by ``FCN`` from ``coord_map``), and the output is
+    cropped to the input's top-left H x W.
     ``caffe`` geometry (the reference nets): no input padding (conv1_1 pads 100); each fused
     or final map is cropped at ``offsets[name]`` computed by ``crop_offset``.
     """
@@ -126,8 +160,12 @@ class Alignment:
         return x[:, :, o:o + height, o:o + width]
 
 
-def check_head_options(num_classes, variant, geometry):
-    """Raise ``ValueError`` naming the bad value of an FCN head option."""
+def check_head_options(num_classes, variant, geometry, **flags):
+    """Raise ``ValueError`` naming the bad value of an FCN head option (``flags``: booleans
+    such as ``learnable_upsample``)."""
+    for flag, value in flags.items():
+        if not isinstance(value, bool):
+            raise ValueError(f"FCN {flag} must be True or False, got {value!r}")
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
     if variant not in VARIANTS:
@@ -138,7 +176,9 @@ def check_head_options(num_classes, variant, geometry):
 
 def _check_backbone(backbone, geometry):
     name = type(backbone).__name__
-    for attr in ("skip_names", "out_channels", "normalization", "load_imagenet"):
+    # path_to(name) -> layers from the input to a feature: where its pixels sit (coord_map),
+    # from which the head picks its upsamplers and proves every fusion aligned
+    for attr in ("skip_names", "out_channels", "normalization", "load_imagenet", "path_to"):
         if not hasattr(backbone, attr):
             raise TypeError(f"{name} is not an FCN backbone: it has no `{attr}` "
                             f"(see docs/architecture.md, Backbones)")
@@ -146,11 +186,10 @@ def _check_backbone(backbone, geometry):
     if len(backbone.skip_names) != 3 or missing:
         raise TypeError(f"{name}.skip_names must name the 1/8, 1/16, 1/32 features listed in "
                         f"out_channels; got {backbone.skip_names!r} (missing {missing})")
-    if geometry == "caffe" and not hasattr(backbone, "path_to"):
-        raise ValueError(f"{name} supports only geometry='aligned': it has no path_to() "
-                         f"from which to compute caffe crop offsets")
-    own = getattr(backbone, "geometry", "aligned")
-    if own != geometry:
+    own = getattr(backbone, "geometry", None)  # backbones without one are aligned-only
+    if own is None and geometry != "aligned":
+        raise ValueError(f"{name} supports only geometry='aligned', got {geometry!r}")
+    if own is not None and own != geometry:
         raise ValueError(f"FCN geometry {geometry!r} does not match {name} built with "
                          f"geometry {own!r}")
 
@@ -168,14 +207,25 @@ class FCN(nn.Layer):
     """FCN-32s / 16s / 8s head on a backbone (docs/architecture.md, Backbones).
 
     ``N x 3 x H x W`` -> ``N x num_classes x H x W`` logits for any H, W >= 1. Score layers
-    are zero, the x2 upsamplers (``upscore2``, ``upscore_pool4``) bilinear and learned (paper
-    §4.2), the final upsampler bilinear and frozen unless ``learnable_upsample``.
+    start at zero, upsamplers at bilinear. Raises ``ValueError`` at build time if, in the
+    aligned geometry, a fusion or the output would need a crop offset other than 0.
+
+    Which upsamplers learn: the final one (``upscore``/``upscore16``/``upscore8``) only if
+    ``learnable_upsample``; the x2 ones (``upscore2``, ``upscore_pool4``) unless
+    ``learnable_skip_upsample=False``. The default follows the paper's text (§4.2: the x2 layer
+    is "initialized to bilinear interpolation, but allowed to be learned"). The reference code
+    freezes all of them: fcn.berkeleyvision.org ``voc-fcn16s/net.py`` and ``voc-fcn8s/net.py``
+    give ``upscore2``, ``upscore_pool4`` and ``upscore8`` ``param=[dict(lr_mult=0)]``, and
+    wkentaro/pytorch-fcn (``examples/voc/train_fcn*.py``, ``get_parameters``) leaves every
+    ``ConvTranspose2d`` out of the optimizer; ``learnable_skip_upsample=False`` reproduces that.
+    Learned upsamplers hold ``[C, C, k, k]`` weights, frozen ones ``[C, 1, k, k]``.
     """
 
     def __init__(self, backbone, num_classes, variant, geometry="aligned",
-                 learnable_upsample=False):
+                 learnable_upsample=False, learnable_skip_upsample=True):
         super().__init__()
-        check_head_options(num_classes, variant, geometry)
+        check_head_options(num_classes, variant, geometry, learnable_upsample=learnable_upsample,
+                           learnable_skip_upsample=learnable_skip_upsample)
         _check_backbone(backbone, geometry)
         self.backbone = backbone
         self.normalization = backbone.normalization
@@ -183,45 +233,63 @@ class FCN(nn.Layer):
         channels = backbone.out_channels
         pool3, pool4, top = backbone.skip_names
         pad = geometry == "aligned"  # caffe: unpadded transposed convs, then crop
+        grid = {name: coord_map(backbone.path_to(name)) for name in backbone.skip_names}
 
-        def up(factor, learnable):
-            return BilinearUpsample(num_classes, factor, learnable=learnable, padding=pad)
+        def up(factor, learnable, source, target, name):
+            # aligned: the geometry putting the source grid on the target's; caffe: kernel 2f
+            sample = pad and sample_aligned_for(
+                factor, source, target, f"{type(backbone).__name__} FCN-{variant} {name}")
+            return BilinearUpsample(num_classes, factor, learnable=learnable, padding=pad,
+                                    sample_aligned=sample)
 
+        skip_learn = learnable_skip_upsample
         self.score_fr = _score(channels[top], num_classes)  # 1/32
         if variant == "32s":
-            self.upscore = up(32, learnable_upsample)  # 1/1
+            self.upscore = up(32, learnable_upsample, grid[top], IMAGE, "upscore")  # 1/1
         else:
-            self.upscore2 = up(2, True)  # 1/16
+            self.upscore2 = up(2, skip_learn, grid[top], grid[pool4], "upscore2")  # 1/16
             self.score_pool4 = _score(channels[pool4], num_classes)  # 1/16
         if variant == "16s":
-            self.upscore16 = up(16, learnable_upsample)  # 1/1
+            self.upscore16 = up(16, learnable_upsample, grid[pool4], IMAGE, "upscore16")  # 1/1
         if variant == "8s":
-            self.upscore_pool4 = up(2, True)  # 1/8
+            self.upscore_pool4 = up(2, skip_learn, grid[pool4], grid[pool3],
+                                    "upscore_pool4")  # 1/8
             self.score_pool3 = _score(channels[pool3], num_classes)  # 1/8
-            self.upscore8 = up(8, learnable_upsample)  # 1/1
+            self.upscore8 = up(8, learnable_upsample, grid[pool3], IMAGE, "upscore8")  # 1/1
         self.align = Alignment(OUTPUT_STRIDE if pad else 1, self._crop_offsets())
 
     def _crop_offsets(self):
-        """Crop offset of every cropped map, from the layers' geometry (0 in aligned geometry;
-        a backbone without ``path_to`` is aligned by construction, see ``Alignment``)."""
-        names = {"32s": ["upscore"], "16s": ["score_pool4", "upscore16"],
-                 "8s": ["score_pool4", "score_pool3", "upscore8"]}[self.variant]
-        path = getattr(self.backbone, "path_to", None)
-        if path is None:
-            return dict.fromkeys(names, 0)
+        """Crop offset of every cropped map, from the layers' geometry; in the aligned geometry
+        each must be 0 (``ValueError`` naming the map otherwise: the fusion would be off)."""
+        where = f"{type(self.backbone).__name__} FCN-{self.variant} ({self.geometry})"
+        offsets = {}
+        for name, (layers, reference) in self._fused_paths().items():
+            try:
+                offsets[name] = crop_offset(layers, reference)
+            except ValueError as e:
+                raise ValueError(f"{where}: {name}: {e}") from None
+        wrong = {name: o for name, o in offsets.items() if o != 0}
+        if self.geometry == "aligned" and wrong:
+            raise ValueError(f"{where}: the aligned geometry needs crop offsets 0, got {wrong}")
+        return offsets
+
+    def _fused_paths(self):
+        """name -> (layers producing the map cropped at ``name``, layers producing the map it
+        must lie on; [] = the input image)."""
+        path = self.backbone.path_to
         pool3, pool4, top = self.backbone.skip_names
         scores = path(top) + [self.score_fr]  # 1/32
         if self.variant == "32s":
-            return {"upscore": crop_offset(scores + [self.upscore.up], [])}
+            return {"upscore": (scores + [self.upscore.up], [])}
         fuse_pool4 = scores + [self.upscore2.up]  # 1/16, the map score_pool4 is added to
-        offsets = {"score_pool4": crop_offset(path(pool4) + [self.score_pool4], fuse_pool4)}
+        pairs = {"score_pool4": (path(pool4) + [self.score_pool4], fuse_pool4)}
         if self.variant == "16s":
-            offsets["upscore16"] = crop_offset(fuse_pool4 + [self.upscore16.up], [])
-            return offsets
+            pairs["upscore16"] = (fuse_pool4 + [self.upscore16.up], [])
+            return pairs
         fuse_pool3 = fuse_pool4 + [self.upscore_pool4.up]  # 1/8
-        offsets["score_pool3"] = crop_offset(path(pool3) + [self.score_pool3], fuse_pool3)
-        offsets["upscore8"] = crop_offset(fuse_pool3 + [self.upscore8.up], [])
-        return offsets
+        pairs["score_pool3"] = (path(pool3) + [self.score_pool3], fuse_pool3)
+        pairs["upscore8"] = (fuse_pool3 + [self.upscore8.up], [])
+        return pairs
 
     def forward(self, x):
         if paddle.in_dynamic_mode() and (x.ndim != 4 or x.shape[1] != 3):

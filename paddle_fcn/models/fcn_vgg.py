@@ -5,6 +5,9 @@
 transposed convs of ``deconv_geometry``); ``geometry="caffe"`` reproduces the reference nets
 (100-pixel input padding, unpadded fc6 and transposed convs, crops at offsets 19 / 5, 27 /
 5, 9, 31). Both accept any H x W >= 1 and return H x W scores.
+
+``learnable_upsample`` frees the final upsampler (frozen by default, as in the paper);
+``learnable_skip_upsample=False`` freezes the x2 ones as the reference nets do (see ``FCN``).
 """
 from paddle_fcn.models.fcn import FCN, check_head_options
 from paddle_fcn.models.vgg import VGG16Backbone
@@ -12,34 +15,41 @@ from paddle_fcn.models.vgg import VGG16Backbone
 __all__ = ["fcn32s_vgg16", "fcn16s_vgg16", "fcn8s_vgg16"]
 
 
-def _fcn_vgg16(variant, num_classes, pretrained, geometry, learnable_upsample, dropout):
-    check_head_options(num_classes, variant, geometry)  # before building 134 M parameters
+def _fcn_vgg16(variant, num_classes, pretrained, geometry, learnable_upsample, dropout,
+               learnable_skip_upsample):
+    check_head_options(num_classes, variant, geometry,  # before building 134 M parameters
+                       learnable_upsample=learnable_upsample,
+                       learnable_skip_upsample=learnable_skip_upsample)
     backbone = VGG16Backbone(geometry=geometry, dropout=dropout)
     if pretrained is not None:
         backbone.load_imagenet(pretrained)
     return FCN(backbone, num_classes, variant, geometry=geometry,
-               learnable_upsample=learnable_upsample)
+               learnable_upsample=learnable_upsample,
+               learnable_skip_upsample=learnable_skip_upsample)
 
 
 def fcn32s_vgg16(num_classes, pretrained=None, geometry="aligned", learnable_upsample=False,
-                 dropout=0.5):
+                 dropout=0.5, learnable_skip_upsample=True):
     """FCN-32s: fc7 scored (``score_fr``) and upsampled x32 (``upscore``).
 
     ``pretrained``: path to ImageNet VGG16 weights (paddle.vision ``.pdparams`` or torchvision
     ``.pth``), loaded by ``VGG16Backbone.load_imagenet``; ``None`` = random trunk.
     """
-    return _fcn_vgg16("32s", num_classes, pretrained, geometry, learnable_upsample, dropout)
+    return _fcn_vgg16("32s", num_classes, pretrained, geometry, learnable_upsample, dropout,
+                      learnable_skip_upsample)
 
 
 def fcn16s_vgg16(num_classes, pretrained=None, geometry="aligned", learnable_upsample=False,
-                 dropout=0.5):
+                 dropout=0.5, learnable_skip_upsample=True):
     """FCN-16s: ``upscore2`` (x2 of fc7's scores) + ``score_pool4``, upsampled x16
     (``upscore16``). Staged training initialises it from an FCN-32s (``staged.py``)."""
-    return _fcn_vgg16("16s", num_classes, pretrained, geometry, learnable_upsample, dropout)
+    return _fcn_vgg16("16s", num_classes, pretrained, geometry, learnable_upsample, dropout,
+                      learnable_skip_upsample)
 
 
 def fcn8s_vgg16(num_classes, pretrained=None, geometry="aligned", learnable_upsample=False,
-                dropout=0.5):
+                dropout=0.5, learnable_skip_upsample=True):
     """FCN-8s: ``upscore_pool4`` (x2 of the 16s sum) + ``score_pool3``, upsampled x8
     (``upscore8``). Staged training initialises it from an FCN-16s (``staged.py``)."""
-    return _fcn_vgg16("8s", num_classes, pretrained, geometry, learnable_upsample, dropout)
+    return _fcn_vgg16("8s", num_classes, pretrained, geometry, learnable_upsample, dropout,
+                      learnable_skip_upsample)

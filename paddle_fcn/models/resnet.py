@@ -9,10 +9,15 @@ Parameter names equal ``paddle.vision.models.resnet18/34/50`` (``conv1``, ``bn1`
 ``layer1.0.conv1``, ..., ``layerN.0.downsample.0/1``) so Paddle model-zoo ``.pdparams`` load
 key for key; torchvision files load after ``weights.from_torchvision``. ResNet-50 strides in
 the 3x3 conv of its bottleneck (the "v1.5" layout both zoos use).
+
+Grid: conv1 (7x7/2, pad 3), the max pool (3x3/2, pad 1) and the strided 3x3 (pad 1) / 1x1
+(pad 0) convs all centre output pixel x on input 2x, so layerN pixel x is image pixel
+``stride * x`` (no half-pixel shift, unlike VGG's 2x2 pools); ``path_to`` exposes the layers so
+the FCN head can pick its upsamplers from ``coord_map``.
 """
 import paddle.nn as nn
 
-from paddle_fcn.models.fcn import FCN
+from paddle_fcn.models.fcn import FCN, coord_map
 from paddle_fcn.models.weights import (
     IMAGENET_NORMALIZATION, WeightsError, load_weights, read_state_dict,
 )
@@ -47,6 +52,10 @@ class BasicBlock(nn.Layer):
         self.bn2 = nn.BatchNorm2D(planes)
         self.downsample = downsample
 
+    def main_path(self):
+        """The convs of the residual branch, in order (for ``coord_map``)."""
+        return [self.conv1, self.conv2]
+
     def forward(self, x):
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
@@ -70,6 +79,10 @@ class BottleneckBlock(nn.Layer):
         self.bn3 = nn.BatchNorm2D(planes * self.expansion)
         self.relu = nn.ReLU()
         self.downsample = downsample
+
+    def main_path(self):
+        """The convs of the residual branch, in order (for ``coord_map``)."""
+        return [self.conv1, self.conv2, self.conv3]
 
     def forward(self, x):
         identity = x if self.downsample is None else self.downsample(x)
@@ -123,6 +136,7 @@ class ResNetBackbone(nn.Layer):
         self.out_channels = {
             f"layer{i + 1}": width * 2 ** i * block.expansion for i in range(4)
         }
+        self._check_shortcuts()
 
     def _make_layer(self, block, planes, blocks, stride):
         downsample = None
@@ -136,6 +150,29 @@ class ResNetBackbone(nn.Layer):
         self._inplanes = planes * block.expansion
         layers += [block(self._inplanes, planes) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
+
+    def _check_shortcuts(self):
+        """Both branches of every block must put their output pixels at the same input
+        positions, else the residual sum (and ``path_to``) would mix misaligned grids."""
+        for stage in self.out_channels:
+            for index, block in enumerate(getattr(self, stage)):
+                shortcut = [] if block.downsample is None else [block.downsample[0]]
+                main, short = coord_map(block.main_path()), coord_map(shortcut)
+                if main != short:
+                    raise ValueError(f"ResNet {stage}.{index}: residual branch maps to {main}, "
+                                     f"shortcut to {short}; they cannot be summed")
+
+    def path_to(self, name):
+        """The layers (Conv2D / MaxPool2D objects) from the input to stage ``name`` along the
+        residual branches, in order; ``coord_map`` of it is ``stride * x`` (layer2: 8x)."""
+        if name not in self.out_channels:
+            raise KeyError(f"ResNetBackbone has no feature {name!r}; known: "
+                           f"{', '.join(self.out_channels)}")
+        path = [self.conv1, self.maxpool]
+        for stage in list(self.out_channels)[: list(self.out_channels).index(name) + 1]:
+            for block in getattr(self, stage):
+                path += block.main_path()
+        return path
 
     def forward(self, x):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # 1/4
@@ -159,7 +196,8 @@ class ResNetBackbone(nn.Layer):
         return load_weights(self, state, path, allow_unexpected=("fc.*",))
 
 
-def _fcn_resnet(variant, depth, num_classes, pretrained, learnable_upsample, width):
+def _fcn_resnet(variant, depth, num_classes, pretrained, learnable_upsample, width,
+                learnable_skip_upsample):
     if pretrained is not None and width != 64:
         raise WeightsError(
             f"pretrained={pretrained!r} holds ImageNet weights for width 64; "
@@ -168,49 +206,68 @@ def _fcn_resnet(variant, depth, num_classes, pretrained, learnable_upsample, wid
     backbone = ResNetBackbone(depth, width)
     if pretrained is not None:
         backbone.load_imagenet(pretrained)
-    return FCN(backbone, num_classes, variant, learnable_upsample=learnable_upsample)
+    return FCN(backbone, num_classes, variant, learnable_upsample=learnable_upsample,
+               learnable_skip_upsample=learnable_skip_upsample)
 
 
-def fcn32s_resnet18(num_classes, pretrained=None, learnable_upsample=False, width=64):
+def fcn32s_resnet18(num_classes, pretrained=None, learnable_upsample=False, width=64,
+                    learnable_skip_upsample=True):
     """FCN-32s on ResNet-18: layer4 scored and upsampled x32."""
-    return _fcn_resnet("32s", 18, num_classes, pretrained, learnable_upsample, width)
+    return _fcn_resnet("32s", 18, num_classes, pretrained, learnable_upsample, width,
+                       learnable_skip_upsample)
 
 
-def fcn16s_resnet18(num_classes, pretrained=None, learnable_upsample=False, width=64):
+def fcn16s_resnet18(num_classes, pretrained=None, learnable_upsample=False, width=64,
+                    learnable_skip_upsample=True):
     """FCN-16s on ResNet-18: layer4 scores x2 + layer3 scores, upsampled x16."""
-    return _fcn_resnet("16s", 18, num_classes, pretrained, learnable_upsample, width)
+    return _fcn_resnet("16s", 18, num_classes, pretrained, learnable_upsample, width,
+                       learnable_skip_upsample)
 
 
-def fcn8s_resnet18(num_classes, pretrained=None, learnable_upsample=False, width=64):
+def fcn8s_resnet18(num_classes, pretrained=None, learnable_upsample=False, width=64,
+                    learnable_skip_upsample=True):
     """FCN-8s on ResNet-18: the 16s sum x2 + layer2 scores, upsampled x8."""
-    return _fcn_resnet("8s", 18, num_classes, pretrained, learnable_upsample, width)
+    return _fcn_resnet("8s", 18, num_classes, pretrained, learnable_upsample, width,
+                       learnable_skip_upsample)
 
 
-def fcn32s_resnet34(num_classes, pretrained=None, learnable_upsample=False, width=64):
+def fcn32s_resnet34(num_classes, pretrained=None, learnable_upsample=False, width=64,
+                    learnable_skip_upsample=True):
     """FCN-32s on ResNet-34 (the blog's backbone): layer4 scored and upsampled x32."""
-    return _fcn_resnet("32s", 34, num_classes, pretrained, learnable_upsample, width)
+    return _fcn_resnet("32s", 34, num_classes, pretrained, learnable_upsample, width,
+                       learnable_skip_upsample)
 
 
-def fcn16s_resnet34(num_classes, pretrained=None, learnable_upsample=False, width=64):
+def fcn16s_resnet34(num_classes, pretrained=None, learnable_upsample=False, width=64,
+                    learnable_skip_upsample=True):
     """FCN-16s on ResNet-34: layer4 scores x2 + layer3 scores, upsampled x16."""
-    return _fcn_resnet("16s", 34, num_classes, pretrained, learnable_upsample, width)
+    return _fcn_resnet("16s", 34, num_classes, pretrained, learnable_upsample, width,
+                       learnable_skip_upsample)
 
 
-def fcn8s_resnet34(num_classes, pretrained=None, learnable_upsample=False, width=64):
+def fcn8s_resnet34(num_classes, pretrained=None, learnable_upsample=False, width=64,
+                    learnable_skip_upsample=True):
     """FCN-8s on ResNet-34: the 16s sum x2 + layer2 scores, upsampled x8."""
-    return _fcn_resnet("8s", 34, num_classes, pretrained, learnable_upsample, width)
+    return _fcn_resnet("8s", 34, num_classes, pretrained, learnable_upsample, width,
+                       learnable_skip_upsample)
 
 
-def fcn32s_resnet50(num_classes, pretrained=None, learnable_upsample=False, width=64):
+def fcn32s_resnet50(num_classes, pretrained=None, learnable_upsample=False, width=64,
+                    learnable_skip_upsample=True):
     """FCN-32s on ResNet-50: layer4 (4x wider bottleneck output) scored and upsampled x32."""
-    return _fcn_resnet("32s", 50, num_classes, pretrained, learnable_upsample, width)
+    return _fcn_resnet("32s", 50, num_classes, pretrained, learnable_upsample, width,
+                       learnable_skip_upsample)
 
 
-def fcn16s_resnet50(num_classes, pretrained=None, learnable_upsample=False, width=64):
+def fcn16s_resnet50(num_classes, pretrained=None, learnable_upsample=False, width=64,
+                    learnable_skip_upsample=True):
     """FCN-16s on ResNet-50: layer4 scores x2 + layer3 scores, upsampled x16."""
-    return _fcn_resnet("16s", 50, num_classes, pretrained, learnable_upsample, width)
+    return _fcn_resnet("16s", 50, num_classes, pretrained, learnable_upsample, width,
+                       learnable_skip_upsample)
 
 
-def fcn8s_resnet50(num_classes, pretrained=None, learnable_upsample=False, width=64):
+def fcn8s_resnet50(num_classes, pretrained=None, learnable_upsample=False, width=64,
+                    learnable_skip_upsample=True):
     """FCN-8s on ResNet-50: the 16s sum x2 + layer2 scores, upsampled x8."""
-    return _fcn_resnet("8s", 50, num_classes, pretrained, learnable_upsample, width)
+    return _fcn_resnet("8s", 50, num_classes, pretrained, learnable_upsample, width,
+                       learnable_skip_upsample)

@@ -9,7 +9,10 @@ import json
 import os
 import sys
 
-__all__ = ["train_main", "eval_main", "eval_metrics_path"]
+__all__ = ["train_main", "eval_main", "eval_metrics_path", "add_test_config_args",
+           "test_config_opts"]
+
+TEST_FLAGS = ("is_slide", "crop_size", "stride", "flip_horizontal", "scales")
 
 # flag -> config key path; the flag's value goes through apply_opts (type-checked).
 _TRAIN_FLAGS = {
@@ -19,6 +22,23 @@ _TRAIN_FLAGS = {
     "log_iters": "log_iters", "accumulate_steps": "accumulate_steps",
     "eval_interval": "eval_interval",
 }
+
+
+def add_test_config_args(p):
+    """Test-time inference flags (config section ``test_config``) of eval.py and predict.py."""
+    p.add_argument("--is_slide", action="store_true", default=None,
+                   help="sliding-window inference (for large images)")
+    p.add_argument("--crop_size", type=int, nargs=2, metavar=("W", "H"), help="window size")
+    p.add_argument("--stride", type=int, nargs=2, metavar=("W", "H"), help="window step")
+    p.add_argument("--flip_horizontal", action="store_true", default=None,
+                   help="average with the prediction of the mirrored image")
+    p.add_argument("--scales", type=float, nargs="+", help="multi-scale inference, e.g. 0.75 1 1.25")
+
+
+def test_config_opts(args):
+    """The given test-time flags as ``test_config.*=value`` overrides (JSON is valid YAML)."""
+    return [f"test_config.{name}={json.dumps(getattr(args, name))}" for name in TEST_FLAGS
+            if getattr(args, name) is not None]
 
 
 def _load(args, flags):
@@ -83,11 +103,7 @@ def _eval_parser():
                    "eval_metrics.json next to the model). A metrics.json written by training "
                    "(it holds 'iteration') is never overwritten: eval_metrics.json is used then")
     p.add_argument("--device", choices=["auto", "cpu", "gpu"])
-    p.add_argument("--is_slide", action="store_true", default=None)
-    p.add_argument("--crop_size", type=int, nargs=2, metavar=("W", "H"))
-    p.add_argument("--stride", type=int, nargs=2, metavar=("W", "H"))
-    p.add_argument("--flip_horizontal", action="store_true", default=None)
-    p.add_argument("--scales", type=float, nargs="+")
+    add_test_config_args(p)
     p.add_argument("--skip_data_check", action="store_true",
                    help="don't read every file before evaluating (tools/check_data.py does it)")
     p.add_argument("--opts", nargs="*", default=[], metavar="KEY=VALUE")
@@ -97,13 +113,8 @@ def _eval_parser():
 def eval_main(argv=None):
     """``tools/eval.py``: prints the metrics table, writes the metrics JSON; exit code."""
     args = _eval_parser().parse_args(argv)
-    flags = {"device": "device", "is_slide": "test_config.is_slide",
-             "flip_horizontal": "test_config.flip_horizontal"}
-    for name in ("crop_size", "stride", "scales"):
-        value = getattr(args, name)
-        if value is not None:
-            args.opts.append(f"test_config.{name}={json.dumps(value)}")
-    cfg = _load(args, flags)
+    args.opts = list(args.opts or []) + test_config_opts(args)
+    cfg = _load(args, {"device": "device"})
     from paddle_fcn.data.io import DataError
     from paddle_fcn.engine.checkpoint import atomic_write_text
     from paddle_fcn.engine.evaluate import run_eval

@@ -6,12 +6,12 @@ overrides the YAML through the same type-checked path as ``--opts``.
 """
 import argparse
 import importlib.util
-import json
 import sys
+
+from paddle_fcn.cli import add_test_config_args, test_config_opts
 
 __all__ = ["predict_main", "export_main"]
 
-_TEST_FLAGS = ("is_slide", "crop_size", "stride", "flip_horizontal", "scales")
 
 
 def _fail(message):
@@ -23,12 +23,6 @@ def _load_config(path, opts):
     from paddle_fcn.config import load_config
 
     return load_config(path, opts)
-
-
-def _test_opts(args):
-    """``--is_slide`` ... as ``test_config.*=value`` overrides (JSON is valid YAML)."""
-    return [f"test_config.{name}={json.dumps(getattr(args, name))}" for name in _TEST_FLAGS
-            if getattr(args, name) is not None]
 
 
 def _test_config_from_flags(args):
@@ -62,12 +56,7 @@ def _predict_parser():
                    help="an image, a folder of images, or a .txt list of image paths")
     p.add_argument("--save_dir", default="output/result")
     p.add_argument("--device", choices=["auto", "cpu", "gpu"])
-    p.add_argument("--is_slide", action="store_true", default=None,
-                   help="sliding-window inference (for large images)")
-    p.add_argument("--crop_size", type=int, nargs=2, metavar=("W", "H"))
-    p.add_argument("--stride", type=int, nargs=2, metavar=("W", "H"))
-    p.add_argument("--flip_horizontal", action="store_true", default=None)
-    p.add_argument("--scales", type=float, nargs="+")
+    add_test_config_args(p)
     p.add_argument("--with_legend", action="store_true",
                    help="also write image | mask | legend of class names")
     p.add_argument("--eager", action="store_true",
@@ -81,7 +70,7 @@ def _predict_parser():
 def _predict_setup(args):
     """``(cfg or None, test_cfg, device)`` from the flags."""
     if args.config:
-        cfg = _load_config(args.config, list(args.opts) + _test_opts(args))
+        cfg = _load_config(args.config, list(args.opts) + test_config_opts(args))
         return cfg, cfg.test_config, args.device or cfg.device
     if args.opts:
         raise ValueError("--opts needs --config")

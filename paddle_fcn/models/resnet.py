@@ -210,64 +210,27 @@ def _fcn_resnet(variant, depth, num_classes, pretrained, learnable_upsample, wid
                learnable_skip_upsample=learnable_skip_upsample)
 
 
-def fcn32s_resnet18(num_classes, pretrained=None, learnable_upsample=False, width=64,
-                    learnable_skip_upsample=True):
-    """FCN-32s on ResNet-18: layer4 scored and upsampled x32."""
-    return _fcn_resnet("32s", 18, num_classes, pretrained, learnable_upsample, width,
-                       learnable_skip_upsample)
+_FUSION = {
+    "32s": "layer4 scored and upsampled x32",
+    "16s": "layer4 scores x2 + layer3 scores, upsampled x16",
+    "8s": "the 16s sum x2 + layer2 scores, upsampled x8",
+}
 
 
-def fcn16s_resnet18(num_classes, pretrained=None, learnable_upsample=False, width=64,
-                    learnable_skip_upsample=True):
-    """FCN-16s on ResNet-18: layer4 scores x2 + layer3 scores, upsampled x16."""
-    return _fcn_resnet("16s", 18, num_classes, pretrained, learnable_upsample, width,
-                       learnable_skip_upsample)
+def _builder(variant, depth):
+    """The ``fcn{variant}_resnet{depth}`` builder: same signature for all nine (the options
+    ``build_model`` and the config validate against come from it)."""
+    def build(num_classes, pretrained=None, learnable_upsample=False, width=64,
+              learnable_skip_upsample=True):
+        return _fcn_resnet(variant, depth, num_classes, pretrained, learnable_upsample, width,
+                           learnable_skip_upsample)
+
+    build.__name__ = build.__qualname__ = f"fcn{variant}_resnet{depth}"
+    build.__doc__ = (f"FCN-{variant} on ResNet-{depth}: {_FUSION[variant]}. Options: see "
+                     f"``FCN`` and ``ResNetBackbone``; ``pretrained`` needs width 64.")
+    return build
 
 
-def fcn8s_resnet18(num_classes, pretrained=None, learnable_upsample=False, width=64,
-                    learnable_skip_upsample=True):
-    """FCN-8s on ResNet-18: the 16s sum x2 + layer2 scores, upsampled x8."""
-    return _fcn_resnet("8s", 18, num_classes, pretrained, learnable_upsample, width,
-                       learnable_skip_upsample)
-
-
-def fcn32s_resnet34(num_classes, pretrained=None, learnable_upsample=False, width=64,
-                    learnable_skip_upsample=True):
-    """FCN-32s on ResNet-34 (the blog's backbone): layer4 scored and upsampled x32."""
-    return _fcn_resnet("32s", 34, num_classes, pretrained, learnable_upsample, width,
-                       learnable_skip_upsample)
-
-
-def fcn16s_resnet34(num_classes, pretrained=None, learnable_upsample=False, width=64,
-                    learnable_skip_upsample=True):
-    """FCN-16s on ResNet-34: layer4 scores x2 + layer3 scores, upsampled x16."""
-    return _fcn_resnet("16s", 34, num_classes, pretrained, learnable_upsample, width,
-                       learnable_skip_upsample)
-
-
-def fcn8s_resnet34(num_classes, pretrained=None, learnable_upsample=False, width=64,
-                    learnable_skip_upsample=True):
-    """FCN-8s on ResNet-34: the 16s sum x2 + layer2 scores, upsampled x8."""
-    return _fcn_resnet("8s", 34, num_classes, pretrained, learnable_upsample, width,
-                       learnable_skip_upsample)
-
-
-def fcn32s_resnet50(num_classes, pretrained=None, learnable_upsample=False, width=64,
-                    learnable_skip_upsample=True):
-    """FCN-32s on ResNet-50: layer4 (4x wider bottleneck output) scored and upsampled x32."""
-    return _fcn_resnet("32s", 50, num_classes, pretrained, learnable_upsample, width,
-                       learnable_skip_upsample)
-
-
-def fcn16s_resnet50(num_classes, pretrained=None, learnable_upsample=False, width=64,
-                    learnable_skip_upsample=True):
-    """FCN-16s on ResNet-50: layer4 scores x2 + layer3 scores, upsampled x16."""
-    return _fcn_resnet("16s", 50, num_classes, pretrained, learnable_upsample, width,
-                       learnable_skip_upsample)
-
-
-def fcn8s_resnet50(num_classes, pretrained=None, learnable_upsample=False, width=64,
-                    learnable_skip_upsample=True):
-    """FCN-8s on ResNet-50: the 16s sum x2 + layer2 scores, upsampled x8."""
-    return _fcn_resnet("8s", 50, num_classes, pretrained, learnable_upsample, width,
-                       learnable_skip_upsample)
+fcn32s_resnet18, fcn16s_resnet18, fcn8s_resnet18 = (_builder(v, 18) for v in ("32s", "16s", "8s"))
+fcn32s_resnet34, fcn16s_resnet34, fcn8s_resnet34 = (_builder(v, 34) for v in ("32s", "16s", "8s"))
+fcn32s_resnet50, fcn16s_resnet50, fcn8s_resnet50 = (_builder(v, 50) for v in ("32s", "16s", "8s"))

@@ -41,6 +41,16 @@ def test_config_opts(args):
             if getattr(args, name) is not None]
 
 
+def user_errors():
+    """The errors that describe bad input (data, weights, checkpoint, config), not a bug: the
+    tools print their message (which names the file, key or value) without a traceback."""
+    from paddle_fcn.config import ConfigError
+    from paddle_fcn.data.io import DataError
+    from paddle_fcn.engine.checkpoint import CheckpointError
+    from paddle_fcn.models.weights import WeightsError
+    return DataError, WeightsError, CheckpointError, ConfigError
+
+
 def _load(args, flags):
     from paddle_fcn.config import ConfigError, load_config
     opts = list(args.opts or [])
@@ -88,6 +98,9 @@ def train_main(argv=None):
     except TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
+    except user_errors() as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     best = "n/a" if summary.best_mIoU is None else f"{summary.best_mIoU:.4f}"
     print(f"done: {summary.iterations} iterations in {summary.seconds:.0f} s; best mIoU {best} "
           f"(iter {summary.best_iter}); outputs in {summary.save_dir}")
@@ -115,12 +128,11 @@ def eval_main(argv=None):
     args = _eval_parser().parse_args(argv)
     args.opts = list(args.opts or []) + test_config_opts(args)
     cfg = _load(args, {"device": "device"})
-    from paddle_fcn.data.io import DataError
     from paddle_fcn.engine.checkpoint import atomic_write_text
     from paddle_fcn.engine.evaluate import run_eval
     try:
         metrics = run_eval(cfg, args.model_path, check_data=not args.skip_data_check)
-    except DataError as e:
+    except user_errors() as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     path = eval_metrics_path(args.model_path, args.save_dir)

@@ -95,3 +95,30 @@ def test_opts_type_error_names_the_key(tmp_path, data_root):
                            config, "--opts", "optimizer.momentun=0.9"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "did you mean 'optimizer.momentum'" in proc.stderr
+
+
+def test_train_refuses_bad_labels_before_training(tmp_path):
+    from paddle_fcn.data.io import write_image, write_label
+    rng = np.random.RandomState(0)
+    for name, top in (("good", 5), ("bad", 9)):  # 9 is outside [0, 6)
+        write_image(str(tmp_path / f"{name}.jpg"), rng.randint(0, 255, (24, 30, 3), np.uint8))
+        label = np.zeros((24, 30), np.uint8)
+        label[5:15, 5:15] = top
+        write_label(str(tmp_path / f"{name}.png"), label)
+    (tmp_path / "list.txt").write_text("good.jpg good.png\nbad.jpg bad.png\n")
+    (tmp_path / "c.yml").write_text(f"""
+model: {{type: fcn8s_resnet18, num_classes: 6, width: 8}}
+train_dataset: {{type: Dataset, dataset_root: {tmp_path}, file_list: list.txt, num_classes: 6}}
+iters: 4
+save_dir: {tmp_path / "run"}
+do_eval: false
+use_vdl: false
+num_workers: 0
+""")
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "train.py"), "--config",
+                           str(tmp_path / "c.yml"), "--no_progress"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert str(tmp_path / "bad.png") in proc.stderr and "values [9]" in proc.stderr
+    assert not (tmp_path / "run").exists() or not any(
+        n.startswith("iter_") for n in os.listdir(tmp_path / "run"))

@@ -87,10 +87,14 @@ def _row(name, timing, batch, gflop, peak):
     (OpenMP threads spinning while a sibling is descheduled still inflate it a little)."""
     walls, cpus = timing
     med, best, cpu = statistics.median(walls), min(walls), statistics.median(cpus)
-    pct, pct_best = 100 * gflop / med / peak.gflops, 100 * gflop / best / peak.gflops
-    pct_cpu = 100 * gflop / cpu / (peak.gflops / peak.cores)
+    if peak.gflops > 0:
+        pct = f"{100 * gflop / med / peak.gflops:5.1f}%"
+        pct_best = f"{100 * gflop / best / peak.gflops:5.1f}%"
+        pct_cpu = f"{100 * gflop / cpu / (peak.gflops / peak.cores):6.1f}%"
+    else:  # no known peak (non-x86 CPU without the FMA probe): figures without percentages
+        pct, pct_best, pct_cpu = f"{'n/a':>6}", f"{'n/a':>6}", f"{'n/a':>7}"
     return (f"{name:<10} {med:8.3f} {best:8.3f} {max(walls):8.3f} {batch / med:7.2f} "
-            f"{gflop / med:8.1f} {pct:5.1f}% {pct_best:5.1f}% {cpu:6.2f} {pct_cpu:6.1f}%")
+            f"{gflop / med:8.1f} {pct} {pct_best} {cpu:6.2f} {pct_cpu}")
 
 
 def main(argv=None):

@@ -29,7 +29,6 @@ train_dataset:
   transforms:
     - {type: RandomHorizontalFlip, prob: 0.5}
     - {type: RandomCrop, crop_size: [48, 48]}
-    - {type: Normalize}
   synthetic: {seed: 3, num_train: 12, num_val: 4, min_size: 40, max_size: 64}
 val_dataset:
   type: SyntheticVOC
@@ -181,9 +180,9 @@ def test_opts_override_and_derive_after(tmp_path):
     assert cfg.val_dataset == DatasetConfig(type="PascalVOC", dataset_root="/v", mode="val")
     assert cfg.test_config.crop_size == [64, 32]
     cfg2 = apply_opts(cfg, ["optimizer.momentum=0.5",
-                            "train_dataset.transforms=[{type: Normalize}]"])
+                            "train_dataset.transforms=[{type: RandomHorizontalFlip}]"])
     assert cfg2.optimizer.momentum == 0.5 and cfg.optimizer.momentum == 0.9  # cfg untouched
-    assert cfg2.train_dataset.transforms == [{"type": "Normalize"}]
+    assert cfg2.train_dataset.transforms == [{"type": "RandomHorizontalFlip"}]
 
 
 def test_save_load_round_trip(tmp_path):
@@ -221,11 +220,22 @@ def test_transform_validation(tmp_path):
     msg = _error(tmp_path, FULL.replace("{type: RandomCrop, crop_size: [48, 48]}",
                                         "{type: RandomCrop}"))
     assert "train_dataset.transforms[1]: RandomCrop needs crop_size" in msg
-    msg = _error(tmp_path, FULL, ["train_dataset.transforms.0={type: Normalize}"])
-    assert "--opts: train_dataset.transforms[0].type: Normalize must be the last" in msg
-    msg = _error(tmp_path, FULL, ["train_dataset.transforms.2.mean=0.5",
-                                  "train_dataset.transforms.2.sdt=1"])
-    assert msg.startswith("--opts: train_dataset.transforms[2].sdt")
+    msg = _error(tmp_path, FULL, ["train_dataset.transforms.1.crop_size=[48, 48]",
+                                  "train_dataset.transforms.1.sdt=1"])
+    assert msg.startswith("--opts: train_dataset.transforms[1].sdt")
+
+
+def test_explicit_normalize_is_refused_anywhere(tmp_path):
+    """The model's normalization is the one source for training, eval, export and predict:
+    a Normalize in the YAML (first or last) is an error naming its key."""
+    for index in (0, 1):
+        msg = _error(tmp_path, FULL, [f"train_dataset.transforms.{index}={{type: Normalize, "
+                                      f"mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5]}}"])
+        assert f"train_dataset.transforms[{index}]: remove this Normalize" in msg
+        assert "appended automatically from the model's normalization" in msg
+        assert "ImageNet mean/std" in msg
+    msg = _error(tmp_path, FULL, ["val_dataset.transforms=[{type: Normalize}]"])
+    assert "val_dataset.transforms[0]: remove this Normalize" in msg
 
 
 def test_num_classes_resolution(tmp_path):

@@ -183,3 +183,52 @@ def test_float_labels_must_be_whole_numbers(tmp_path):
     ds = SimpleNamespace(files=[(str(image), str(frac))], num_classes=3, ignore_index=255)
     report = check_dataset(ds)
     assert "unreadable" in report.errors and str(frac) in report.errors["unreadable"][0]
+
+
+def test_unreadable_paths_are_data_errors_naming_the_file(tmp_path):
+    folder = tmp_path / "x.png"  # a directory named like an image
+    folder.mkdir()
+    with pytest.raises(DataError, match="is a directory") as e:
+        read_image(str(folder))
+    assert str(folder) in str(e.value)
+    with pytest.raises(DataError, match="is a directory"):
+        read_label(str(folder))
+    # /proc/self/mem is a regular file whose read at offset 0 fails with EIO (even as root)
+    with pytest.raises(DataError, match="cannot read image file /proc/self/mem: Input/output"):
+        read_image("/proc/self/mem")
+
+
+def _with_orientation(image, path, orientation, **save):
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    image.save(path, exif=exif, **save)
+
+
+def test_exif_orientation_applied_only_on_request(tmp_path):
+    from PIL import ImageOps
+
+    rgb = np.zeros((16, 32, 3), np.uint8)
+    rgb[:, :16] = (255, 0, 0)  # left half red, right half blue as stored
+    rgb[:, 16:] = (0, 0, 255)
+    photo = tmp_path / "photo.jpg"
+    _with_orientation(Image.fromarray(rgb), photo, 6, quality=100, subsampling=0)
+    np.testing.assert_allclose(read_image(str(photo)), rgb, atol=3)  # training: as stored
+    shown = read_image(str(photo), exif=True)
+    assert shown.shape == (32, 16, 3)  # 6 = turn 90 degrees clockwise: left becomes top
+    np.testing.assert_allclose(shown[:16], np.broadcast_to([255, 0, 0], (16, 16, 3)), atol=3)
+    np.testing.assert_allclose(shown[16:], np.broadcast_to([0, 0, 255], (16, 16, 3)), atol=3)
+    with Image.open(photo) as im:
+        viewer = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    np.testing.assert_allclose(shown, viewer, atol=3)
+
+    gray = np.arange(6, dtype=np.uint8).reshape(2, 3) * 40  # lossless: every orientation exact
+    for orientation in range(1, 9):
+        path = tmp_path / f"g{orientation}.png"
+        _with_orientation(Image.fromarray(gray, "L"), path, orientation)
+        with Image.open(path) as im:
+            want = np.asarray(ImageOps.exif_transpose(im))
+        np.testing.assert_array_equal(read_image(str(path), exif=True),
+                                      np.repeat(want[..., None], 3, axis=2))
+    deep = tmp_path / "deep.png"
+    _with_orientation(Image.fromarray(np.array([[0, 65535, 257 * 10]], np.uint16)), deep, 8)
+    assert read_image(str(deep), exif=True)[:, :, 0].tolist() == [[10], [255], [0]]

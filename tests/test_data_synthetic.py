@@ -98,8 +98,8 @@ def test_ensure_reuses_complete_and_regenerates_incomplete(tmp_path):
 
     ensure_synthetic_voc(root, **dict(SMALL, num_train=4))  # other parameters -> regenerated
     assert len(PascalVOC(root, "train")) == 4
-    leftovers = [n for n in os.listdir(tmp_path) if n != "syn"]
-    assert leftovers == []  # temp folders cleaned up
+    leftovers = [n for n in os.listdir(tmp_path) if n not in ("syn", ".syn.lock")]
+    assert leftovers == []  # temp folders cleaned up (the lock file stays, by design)
 
 
 def test_refuses_to_overwrite_foreign_folder(tmp_path):
@@ -121,3 +121,26 @@ def test_build_dataset_synthetic(tmp_path):
     assert image.shape == (3, 32, 32) and label.shape == (32, 32)
     with pytest.raises(DataError, match="unknown key.*'seeds'"):
         build_dataset(dict(cfg, synthetic={"seeds": 1}), None, 6)
+
+
+def test_concurrent_first_use_generates_once_and_both_read_it(tmp_path):
+    # Two processes asking for a missing set at once (two ranks, two runs) must not swap the
+    # folder under each other: one generates under the lock, the other finds it complete.
+    import subprocess
+    import sys
+    root = tmp_path / "syn"
+    code = ("import sys; sys.path.insert(0, {repo!r}); import paddle_fcn.runtime; "
+            "from paddle_fcn.data.synthetic import ensure_synthetic_voc; "
+            "from paddle_fcn.data.voc import PascalVOC; "
+            "r = ensure_synthetic_voc({root!r}, num_train=30, num_val=6, min_size=40, max_size=56); "
+            "ds = PascalVOC(r, 'train'); [ds.raw(i) for i in range(len(ds))]; "
+            "import os; print(len(ds), os.stat(r).st_ino)")
+    repo = str(__import__("pathlib").Path(__file__).resolve().parents[1])
+    procs = [subprocess.Popen([sys.executable, "-c", code.format(repo=repo, root=str(root))],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [err[-500:] for _, err in outs]
+    final = os.stat(root).st_ino
+    # Generated exactly once: every process got (and read) the folder that is there now.
+    assert [out.split() for out, _ in outs] == [["30", str(final)]] * 3

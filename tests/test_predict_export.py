@@ -268,3 +268,92 @@ def test_count_flops_known_layers():
 ])
 def test_flop_per_cycle_from_isa(flags, vendor, family, model, want):
     assert fma_flop_per_cycle(flags.split(), vendor, family, model)[0] == want
+
+
+class _EagerOnly(nn.Layer):
+    """Adds 1 to the tiny model's logits in dygraph only: the exported graph disagrees."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.num_classes = model, model.num_classes
+        self.normalization = model.normalization
+
+    def forward(self, x):
+        logits = self.model(x)
+        return logits + 1.0 if paddle.in_dynamic_mode() else logits
+
+
+def _files(folder):
+    return {f: (folder / f).read_bytes() for f in sorted(os.listdir(folder))}
+
+
+def test_failed_re_export_leaves_the_old_export_intact(tmp_path):
+    model = _tiny()
+    export_model(model, str(tmp_path), "none")
+    (tmp_path / "model.onnx").write_bytes(b"stale onnx of an earlier export")
+    export_model(model, str(tmp_path), "softmax")  # a good re-export drops the stale ONNX
+    before = _files(tmp_path)
+    assert sorted(before) == ["deploy.yml", "model.json", "model.pdiparams"]
+    assert read_deploy_info(str(tmp_path))["output_op"] == "softmax"
+    with pytest.raises(ExportError, match="differs from the eager model"):
+        export_model(_EagerOnly(model), str(tmp_path), "none")
+    assert _files(tmp_path) == before  # byte for byte, no .tmp-export-* left behind
+    x = np.random.default_rng(5).standard_normal((1, 3, 23, 41)).astype("float32")
+    np.testing.assert_allclose(Predictor(str(tmp_path), device="cpu").predict(x),
+                               F.softmax(paddle.to_tensor(_eager(model, x)), axis=1).numpy(),
+                               rtol=0, atol=1e-5)
+
+
+def test_unusable_save_dir_is_a_clean_error(run, capsys):
+    blocker = run["dir"] / "a_file"
+    blocker.write_text("not a directory")
+    out = str(blocker / "out")
+    assert export_main(["--config", run["config"], "--model_path", run["ckpt"],
+                        "--save_dir", out]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot write to {out}: ") and "Traceback" not in err
+    argv = ["--config", run["config"], "--model_path", run["ckpt"], "--image_path",
+            str(run["images"][0]), "--no_progress", "--eager"]
+    assert predict_main(argv + ["--save_dir", str(blocker)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: cannot write to {blocker}: ")
+
+
+def test_export_without_deploy_yml_is_called_interrupted(run, capsys):
+    exported = run["dir"] / "exported"
+    export_model(run["model"], str(exported), "none")
+    os.remove(exported / "deploy.yml")  # as left by an export killed before its last step
+    argv = ["--model_path", str(exported), "--image_path", str(run["images"][0]),
+            "--save_dir", str(run["dir"] / "out")]
+    for extra in ([], ["--config", run["config"]]):
+        assert predict_main(argv + extra) == 2
+        err = capsys.readouterr().err
+        assert "export looks interrupted or failed its check" in err
+        assert f"export the model again into {exported}" in err
+        assert "training checkpoint" not in err
+
+
+def test_predict_skips_unreadable_images_and_applies_exif(run, capsys):
+    from PIL import Image
+
+    photo = run["dir"] / "photos" / "turned.jpg"
+    photo.parent.mkdir()
+    stored = np.asarray(Image.open(run["images"][2]))[:, :, :3]  # 64 x 48
+    im = Image.fromarray(np.ascontiguousarray(stored))
+    exif = im.getexif()
+    exif[0x0112] = 6  # shown turned 90 degrees clockwise: 48 x 64
+    im.save(photo, exif=exif, quality=95)
+    (run["dir"] / "photos" / "x.png").mkdir()  # a directory named like an image
+    listing = run["dir"] / "photos" / "list.txt"
+    listing.write_text("x.png\nturned.jpg\n")
+    out = str(run["dir"] / "out")
+    assert predict_main(["--config", run["config"], "--model_path", run["ckpt"], "--image_path",
+                         str(listing), "--save_dir", out, "--no_progress", "--eager"]) == 1
+    assert "x.png is a directory" in capsys.readouterr().err
+    mask = read_label(_mask_path(out, "turned.jpg"))
+    shown = read_image(str(photo), exif=True)
+    assert mask.shape == shown.shape[:2] == (48, 64)
+    x = (shown.astype(np.float32) / 255 - np.float32([0.485, 0.456, 0.406])) \
+        / np.float32([0.229, 0.224, 0.225])
+    want = _eager(run["model"], x.transpose(2, 0, 1)[None].astype(np.float32))[0].argmax(0)
+    np.testing.assert_array_equal(mask, want)
+    assert read_image(os.path.join(out, "added_prediction", "turned.jpg")).shape == (48, 64, 3)

@@ -116,7 +116,9 @@ def validate_model(model, src):
 
 def validate_transforms(ds, key, src):
     """Each transform of dataset ``ds`` (config key ``key``) exists and gets the arguments its
-    class takes; Normalize comes last."""
+    class takes. ``Normalize`` is refused: the datasets append it from the model's
+    ``normalization``, which export and predict use too, so a second source could only
+    disagree with them."""
     if not ds.transforms:
         return
     from paddle_fcn.data.transforms import TRANSFORMS  # lazy: data imports paddle
@@ -128,8 +130,10 @@ def validate_transforms(ds, key, src):
         if name not in TRANSFORMS:
             fail(src, f"{where}.type", f"unknown transform {name!r}; {hint(name, TRANSFORMS)}"
                  f"valid: {', '.join(sorted(TRANSFORMS))}")
-        check(name != "Normalize" or i == len(ds.transforms) - 1, src, f"{where}.type",
-              "Normalize must be the last transform (it makes the CHW float image)")
+        check(name != "Normalize", src, where,
+              "remove this Normalize: it is appended automatically from the model's "
+              "normalization (ImageNet mean/std for these backbones), which export and "
+              "predict use as well")
         params = inspect.signature(TRANSFORMS[name]).parameters
         if any(p.kind is p.VAR_KEYWORD for p in params.values()):
             continue

@@ -3,8 +3,9 @@
 Images are decoded with OpenCV and returned as RGB uint8 ``HW3``. Labels are decoded with
 Pillow, because OpenCV expands a palette PNG to its colours and the class indices are lost.
 Every failure is a ``DataError`` (a ``ValueError``) that names the file and says what to do.
-EXIF orientation is ignored on purpose: VOC labels are stored unrotated, and rotating only
-the image would misalign the pair.
+EXIF orientation is ignored by default on purpose: VOC labels are stored unrotated, and
+rotating only the image would misalign the pair. Predict reads with ``exif=True`` so that a
+photo is segmented the way viewers show it.
 """
 import io
 import os
@@ -28,14 +29,36 @@ class DataError(ValueError):
     """A data set file or list is missing, unreadable or holds values that cannot be used."""
 
 
+# EXIF orientation (tag 0x0112) -> how to turn the stored pixels into the displayed ones;
+# the same result as Pillow's ImageOps.exif_transpose, on an HWC array.
+_EXIF_ORIENTATION = 0x0112
+_ORIENT = {
+    2: lambda a: a[:, ::-1],                      # mirrored left-right
+    3: lambda a: a[::-1, ::-1],                   # rotated 180
+    4: lambda a: a[::-1],                         # mirrored top-bottom
+    5: lambda a: a.transpose(1, 0, 2),            # transposed
+    6: lambda a: np.rot90(a, -1),                 # stored 90 counter-clockwise: turn clockwise
+    7: lambda a: np.rot90(a, 2).transpose(1, 0, 2),  # transversed
+    8: lambda a: np.rot90(a, 1),                  # stored 90 clockwise: turn counter-clockwise
+}
+
+
 def _read_bytes(path, what):
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if os.path.isdir(path):
+        raise DataError(f"{what} path {path} is a directory, not a file; check dataset_root "
+                        f"and the split/list file entry")
+    if not os.path.exists(path):
         raise DataError(
             f"{what} file not found: {path}; check dataset_root and the split/list file entry"
         )
-    with open(path, "rb") as f:
-        data = f.read()
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:  # permission denied, I/O error on a failing disk or network share
+        raise DataError(f"cannot read {what} file {path}: {e.strerror or e}; check its "
+                        f"permissions and the disk, or remove it from the split/list file") \
+            from None
     if not data:
         raise DataError(f"{what} file is empty (0 bytes): {path}; re-copy or re-download it")
     if data.startswith(_PNG_SIGNATURE) and _PNG_END not in data[-64:]:
@@ -46,12 +69,26 @@ def _read_bytes(path, what):
     return data
 
 
-def read_image_with_notes(path):
+def _exif_orientation(data):
+    """The EXIF orientation 1..8 stored in the encoded image ``data`` (1 when there is none or
+    Pillow cannot parse the header)."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            value = im.getexif().get(_EXIF_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 - OpenCV decoded it; an unreadable EXIF block is no error
+        return 1
+    return value if value in _ORIENT else 1
+
+
+def read_image_with_notes(path, exif=False):
     """Read an image as RGB uint8 ``HW3`` and list the conversions applied.
 
     Grayscale is repeated to 3 channels, the alpha channel of RGBA is dropped and 16-bit
-    images are scaled to 8 bits (``round(v / 257)``, 65535 -> 255, never clipped). The notes
-    are short strings such as ``"16-bit scaled to 8-bit"`` (used by ``check_dataset``).
+    images are scaled to 8 bits (``round(v / 257)``, 65535 -> 255, never clipped). With
+    ``exif`` the EXIF orientation tag is applied (like ``PIL.ImageOps.exif_transpose``: the
+    image as viewers show it); leave it off for training images, whose labels are stored
+    unrotated. The notes are short strings such as ``"16-bit scaled to 8-bit"`` (used by
+    ``check_dataset``).
     """
     data = _read_bytes(path, "image")
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
@@ -79,12 +116,16 @@ def read_image_with_notes(path):
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     else:
         raise DataError(f"image {path} has {img.shape[2]} channels; expected 1, 3 or 4")
+    orientation = _exif_orientation(data) if exif else 1
+    if orientation != 1:
+        img = _ORIENT[orientation](img)
+        notes.append(f"EXIF orientation {orientation} applied")
     return np.ascontiguousarray(img), notes
 
 
-def read_image(path):
+def read_image(path, exif=False):
     """Read an image file as RGB uint8 ``HW3`` (see ``read_image_with_notes``)."""
-    return read_image_with_notes(path)[0]
+    return read_image_with_notes(path, exif)[0]
 
 
 def load_label_array(path):

@@ -19,6 +19,7 @@ Written files (``PascalVOC(root, mode)`` reads them)::
 
 Everything is a function of the arguments: the same arguments give byte-identical files.
 """
+import contextlib
 import json
 import os
 import shutil
@@ -260,10 +261,34 @@ def ensure_synthetic_voc(root, seed=0, num_train=300, num_val=60, min_size=80, m
     """Return ``root`` holding the synthetic set with these parameters, generating if needed.
 
     A complete set with the same parameters (``synthetic.json``) is reused as it is; a
-    missing, incomplete or differently parameterised one is (re)generated atomically.
+    missing, incomplete or differently parameterised one is (re)generated atomically. Processes
+    that ask at the same time (data-loader workers, ranks, two runs) take turns through a lock
+    file beside ``root`` (``.<name>.lock``), so one generates and the others then find the set complete.
     """
     _check_args(num_train, num_val, min_size, max_size)
     root = os.path.abspath(os.fspath(root))
-    if synthetic_is_complete(root, _params(seed, num_train, num_val, min_size, max_size)):
+    params = _params(seed, num_train, num_val, min_size, max_size)
+    if synthetic_is_complete(root, params):
         return root
-    return generate_synthetic_voc(root, seed, num_train, num_val, min_size, max_size)
+    parent, name = os.path.split(root)
+    with _locked(os.path.join(parent, f".{name}.lock")):  # kept: removing a lock file is racy
+        if synthetic_is_complete(root, params):  # another process generated it meanwhile
+            return root
+        return generate_synthetic_voc(root, seed, num_train, num_val, min_size, max_size)
+
+
+@contextlib.contextmanager
+def _locked(path):
+    """An exclusive advisory lock on ``path`` (POSIX ``flock``; no lock where unavailable)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: generation is still atomic, only not serialised
+        yield
+        return
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -6,6 +6,7 @@ overrides the YAML through the same type-checked path as ``--opts``.
 """
 import argparse
 import importlib.util
+import os
 import sys
 
 from paddle_fcn.cli import add_test_config_args, test_config_opts
@@ -17,6 +18,18 @@ __all__ = ["predict_main", "export_main"]
 def _fail(message):
     print(f"error: {message}", file=sys.stderr)
     return 2
+
+
+def _os_failure(save_dir, err):
+    """Exit code 2 for an ``OSError``: usually ``--save_dir`` is unusable (an existing file,
+    no permission, disk full); a file elsewhere (e.g. a list file) is named as unreadable."""
+    reason = err.strerror or str(err)
+    name = os.fspath(err.filename) if err.filename is not None else None
+    root = os.path.abspath(save_dir)
+    if name is None or os.path.commonpath([root, os.path.abspath(name)]) == root:
+        detail = f" ({name})" if name and os.path.abspath(name) != root else ""
+        return _fail(f"cannot write to {save_dir}: {reason}{detail}")
+    return _fail(f"cannot read {name}: {reason}")
 
 
 def _load_config(path, opts):
@@ -95,6 +108,8 @@ def predict_main(argv=None):
                                  progress=not args.no_progress)
     except (ConfigError, PredictError, ExportError, WeightsError, DataError, ValueError) as e:
         return _fail(e)
+    except OSError as e:  # an unreadable image is a DataError (skipped); this is fatal
+        return _os_failure(args.save_dir, e)
     print(f"{len(summary.written)} masks written to {args.save_dir} (pseudo_color_prediction/, "
           f"added_prediction/{', legend/' if args.with_legend else ''})")
     if summary.failed:
@@ -136,6 +151,8 @@ def export_main(argv=None):
         onnx = export_onnx(args.save_dir, args.opset) if args.onnx else None
     except (ConfigError, ExportError, WeightsError, ValueError) as e:
         return _fail(e)
+    except OSError as e:
+        return _os_failure(args.save_dir, e)
     print(f"exported {cfg.model.type} ({model.num_classes} classes, output_op "
           f"{cfg.export.output_op}) to {prefix}.* with {args.save_dir}/deploy.yml"
           + (f"; ONNX: {onnx}" if onnx else ""))

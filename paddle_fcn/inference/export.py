@@ -17,6 +17,8 @@ Every export is checked: the saved graph, reloaded, must reproduce the eager mod
 odd-sized input (37 x 53) or ``ExportError`` says by how much it does not.
 """
 import os
+import shutil
+import tempfile
 
 import numpy as np
 import paddle
@@ -145,7 +147,10 @@ def export_model(model, save_dir, output_op="none", class_names=None, model_type
     ``model`` must have ``normalization`` and ``num_classes`` (every paddle_fcn model does;
     U-Net's count is read from its output). ``class_names`` defaults to ``class_i``. Returns
     the path prefix (``save_dir/model``). Raises ``ExportError`` when conversion fails or the
-    saved graph disagrees with the eager model.
+    saved graph disagrees with the eager model; an earlier export in ``save_dir`` is then left
+    as it was, since the new one is built and checked in ``save_dir/.tmp-export-*`` and only
+    moved in (``os.replace``, deploy.yml last) once it passed. ``OSError`` when ``save_dir``
+    cannot be created or written.
     """
     model.eval()
     num_classes = _num_classes(model)
@@ -154,21 +159,40 @@ def export_model(model, save_dir, output_op="none", class_names=None, model_type
         raise ExportError(f"{len(names)} class names for a model with {num_classes} classes")
     wrapper = OutputOp(model, output_op)
     wrapper.eval()
-    path = os.path.join(save_dir, PREFIX)
     os.makedirs(save_dir, exist_ok=True)
-    stale = os.path.join(save_dir, DEPLOY_FILE)
-    if os.path.exists(stale):
-        os.remove(stale)  # until the new graph is saved and checked, the directory is invalid
-    spec = [paddle.static.InputSpec([None, 3, None, None], "float32", name="x")]
+    staging = tempfile.mkdtemp(prefix=".tmp-export-", dir=save_dir)  # same filesystem
     try:
-        paddle.jit.save(wrapper, path, input_spec=spec)
-    except Exception as e:  # dy2static raises many types; name the model and keep the cause
-        raise ExportError(f"paddle.jit.save of {type(model).__name__} failed: "
-                          f"{type(e).__name__}: {e}") from e
-    _check_export(wrapper, path, output_op)
-    atomic_write_text(_deploy_text(model_type, num_classes, names, model.normalization,
-                                   output_op), stale)
-    return path
+        path = os.path.join(staging, PREFIX)
+        spec = [paddle.static.InputSpec([None, 3, None, None], "float32", name="x")]
+        try:
+            paddle.jit.save(wrapper, path, input_spec=spec)
+        except Exception as e:  # dy2static raises many types; name the model, keep the cause
+            raise ExportError(f"paddle.jit.save of {type(model).__name__} failed: "
+                              f"{type(e).__name__}: {e}") from e
+        _check_export(wrapper, path, output_op)
+        atomic_write_text(_deploy_text(model_type, num_classes, names, model.normalization,
+                                       output_op), os.path.join(staging, DEPLOY_FILE))
+        _move_export(staging, save_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return os.path.join(save_dir, PREFIX)
+
+
+def _move_export(staging, save_dir):
+    """Replace the export in ``save_dir`` by the checked one in ``staging``. deploy.yml goes
+    first out and last in, so an interruption leaves a directory that says it is incomplete;
+    model files of the old export that the new one lacks (``model.onnx``, a legacy
+    ``model.pdmodel``) are removed rather than left to pair with the new weights."""
+    new = sorted(f for f in os.listdir(staging) if f != DEPLOY_FILE)
+    old_deploy = os.path.join(save_dir, DEPLOY_FILE)
+    if os.path.exists(old_deploy):
+        os.remove(old_deploy)
+    for name in os.listdir(save_dir):
+        stale = os.path.join(save_dir, name)
+        if name.startswith(PREFIX + ".") and name not in new and os.path.isfile(stale):
+            os.remove(stale)
+    for name in new + [DEPLOY_FILE]:
+        os.replace(os.path.join(staging, name), os.path.join(save_dir, name))
 
 
 def _num_classes(model):

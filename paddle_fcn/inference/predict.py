@@ -10,6 +10,10 @@ to the list file). Output under ``save_dir``, mirroring the input's relative pat
                                        format for JPEG/PNG/BMP, else PNG)
     legend/NAME.png                    (``with_legend``) image | mask | class-name legend
 
+Images are read with their EXIF orientation applied, so a phone photo's mask and overlay
+come out the way viewers show the photo (training reads pixels as stored, see
+``data.io.read_image``).
+
 Models come as a ``Segmenter``: ``segmenter.labels(batch) -> N x H x W`` int class indices of
 a normalised ``N x 3 x H x W`` batch, plus ``normalization`` and ``class_names``.
 ``load_segmenter`` builds one from a training checkpoint or an export directory; on CPU a
@@ -137,7 +141,7 @@ def _outputs(save_dir, rel):
 
 def predict_one(segmenter, path, rel, save_dir, with_legend=False):
     """Predict one image and write its outputs; returns the mask path."""
-    image = read_image(path)
+    image = read_image(path, exif=True)  # a photo as viewers show it (EXIF orientation)
     label = segmenter.labels(normalize(image, segmenter.normalization))[0]
     mask_path, overlay_path, legend_path = _outputs(save_dir, rel)
     write_label(mask_path, label.astype(np.uint8))

@@ -15,7 +15,8 @@ import numpy as np
 import paddle
 
 from paddle_fcn.engine.infer import predict_probs
-from paddle_fcn.inference.export import DEPLOY_FILE, ExportError, export_model
+from paddle_fcn.inference.export import (DEPLOY_FILE, ExportError, export_model,
+                                         model_files)
 from paddle_fcn.inference.predict import PredictError, aggregates
 
 __all__ = ["EagerSegmenter", "PredictorSegmenter", "load_segmenter", "class_names_of",
@@ -95,6 +96,18 @@ def is_export_dir(path):
     return os.path.isdir(path) and os.path.isfile(os.path.join(path, DEPLOY_FILE))
 
 
+def _interrupted_export(path):
+    """Whether ``path`` is a directory with an exported graph and weights but no deploy.yml
+    (an export that was interrupted or failed its check) and no training checkpoint."""
+    if not os.path.isdir(path) or os.path.isfile(os.path.join(path, "model.pdparams")):
+        return False
+    try:
+        model_files(path)
+    except ExportError:
+        return False
+    return True
+
+
 def _temporary_export(model, class_names, model_type):
     """Export ``model`` to a fresh temporary directory; returns its path (caller deletes)."""
     folder = tempfile.mkdtemp(prefix="paddle_fcn-export-")
@@ -130,6 +143,10 @@ def load_segmenter(model_path, cfg=None, device="auto", test_cfg=None, eager=Fal
         return PredictorSegmenter(Predictor(model_path, device, threads), test_cfg)
     if not os.path.exists(model_path):
         raise PredictError(f"--model_path {model_path}: no such file or directory")
+    if _interrupted_export(model_path):
+        raise PredictError(f"--model_path {model_path} holds an exported graph and weights but "
+                           f"no {DEPLOY_FILE}: the export looks interrupted or failed its "
+                           f"check; export the model again into {model_path} (tools/export.py)")
     if cfg is None:
         raise PredictError(f"--model_path {model_path} is a training checkpoint, not an export "
                            f"directory (no {DEPLOY_FILE}): pass the training --config too")

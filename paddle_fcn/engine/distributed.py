@@ -50,10 +50,15 @@ def local_rank():
 
 
 def all_reduce_sum(value, dtype="float64"):
-    """Sum of a Python number or numpy array over all ranks, as numpy (a copy)."""
-    tensor = paddle.to_tensor(np.asarray(value, dtype=dtype))
-    if world_size() > 1:
-        dist.all_reduce(tensor)
+    """Sum of a Python number or numpy array over all ranks, as numpy (a copy).
+
+    Called every training step: a single process returns at once, with no tensor round trip.
+    """
+    array = np.array(value, dtype=dtype)
+    if world_size() == 1:
+        return array
+    tensor = paddle.to_tensor(array)
+    dist.all_reduce(tensor)
     return tensor.numpy()
 
 

@@ -12,7 +12,7 @@ from paddle_fcn.data.io import DataError
 from paddle_fcn.engine.infer import predict_probs
 from paddle_fcn.metrics import ConfusionMatrix, SegMetrics
 
-__all__ = ["EvalResult", "evaluate"]
+__all__ = ["EvalResult", "evaluate", "load_trained_model"]
 
 
 @dataclass
@@ -87,6 +87,20 @@ def evaluate(model, dataset, num_classes, test_cfg=None, ignore_index=255, keep_
                       matrix=total.matrix)
 
 
+def load_trained_model(cfg, model_path):
+    """The config's model with trained weights from ``model_path`` (a ``model.pdparams``, a
+    ``best_model/`` or ``iter_N/`` directory), in eval mode. No ImageNet or staged
+    initialisation: the file holds every weight, and a mismatch is a WeightsError naming it."""
+    from paddle_fcn.config import resolve_num_classes
+    from paddle_fcn.models import build_model
+    from paddle_fcn.models.weights import load_model_weights
+
+    model = build_model(cfg.model.type, resolve_num_classes(cfg, None), **cfg.model.options)
+    load_model_weights(model, model_path)
+    model.eval()
+    return model
+
+
 def run_eval(cfg, model_path, check_data=True):
     """``tools/eval.py``: evaluate ``model_path`` on ``cfg.val_dataset``; returns metrics dict.
 
@@ -94,19 +108,16 @@ def run_eval(cfg, model_path, check_data=True):
     the run with a DataError listing the files before any image is scored. Prints the four
     metrics and the per-class IoU table.
     """
+    from paddle_fcn.config import ConfigError
     from paddle_fcn.data import build_dataset
     from paddle_fcn.data.check import check_dataset
     from paddle_fcn.engine.env import setup_device
-    from paddle_fcn.engine.trainer import num_classes_of
-    from paddle_fcn.models import build_model
-    from paddle_fcn.models.weights import load_model_weights
 
     if cfg.val_dataset is None:
-        raise ValueError(f"the config has no val_dataset to evaluate on")
+        raise ConfigError("val_dataset: the config has none to evaluate on")
     setup_device(cfg.device)
-    num_classes = num_classes_of(cfg)
-    model = build_model(cfg.model.type, num_classes, **cfg.model.options)
-    load_model_weights(model, model_path)
+    model = load_trained_model(cfg, model_path)
+    num_classes = cfg.model.num_classes  # resolved by load_trained_model
     dataset = build_dataset(cfg.val_dataset, model.normalization, num_classes)
     if check_data:
         check_dataset(dataset, num_classes).raise_if_failed()

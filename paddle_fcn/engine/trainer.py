@@ -21,7 +21,7 @@ import paddle
 import paddle.distributed as dist
 from tqdm import tqdm
 
-from paddle_fcn.config import config_to_dict, save_config
+from paddle_fcn.config import config_to_dict, resolve_num_classes, save_config
 from paddle_fcn.data import build_dataset, collate_fn
 from paddle_fcn.data.check import check_dataset
 from paddle_fcn.engine.checkpoint import (atomic_write_text, load_checkpoint, read_best_metrics,
@@ -68,13 +68,6 @@ def build_model_from_config(cfg, num_classes):
     if cfg.model.init_from:
         print(transfer_weights(cfg.model.init_from, model))
     return model
-
-
-def num_classes_of(cfg):
-    n = cfg.model.num_classes or cfg.train_dataset.num_classes
-    if n is None:
-        raise ValueError("set model.num_classes (or train_dataset.num_classes) in the config")
-    return n
 
 
 def _loader(cfg, dataset, start_micro, rank, world):
@@ -212,7 +205,7 @@ def _prepare(cfg, resume_model, check_data):
     if world > 1:
         dist.init_parallel_env()
     seed_everything(cfg.seed + rank)
-    num_classes = num_classes_of(cfg)
+    num_classes = resolve_num_classes(cfg, None)  # load_config filled it from the datasets
     model = convert_sync_batchnorm(build_model_from_config(cfg, num_classes), cfg, world)
     train_ds, val_ds = in_rank_order(
         lambda: _datasets(cfg, model.normalization, num_classes, check_data), rank, world)

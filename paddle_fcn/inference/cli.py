@@ -136,7 +136,8 @@ def export_main(argv=None):
     """``tools/export.py``: returns the exit code."""
     from paddle_fcn.config import ConfigError
     from paddle_fcn.inference.export import ONNX_HINT, ExportError, export_model, export_onnx
-    from paddle_fcn.inference.segmenter import checkpoint_model, class_names_of
+    from paddle_fcn.engine.evaluate import load_trained_model
+    from paddle_fcn.inference.segmenter import class_names_of
     from paddle_fcn.models.weights import WeightsError
 
     args = _export_parser().parse_args(argv)
@@ -145,7 +146,7 @@ def export_main(argv=None):
     opts = list(args.opts) + ([f"export.output_op={args.output_op}"] if args.output_op else [])
     try:
         cfg = _load_config(args.config, opts)
-        model = checkpoint_model(cfg, args.model_path)
+        model = load_trained_model(cfg, args.model_path)
         names = class_names_of(cfg, model.num_classes)
         prefix = export_model(model, args.save_dir, cfg.export.output_op, names, cfg.model.type)
         onnx = export_onnx(args.save_dir, args.opset) if args.onnx else None

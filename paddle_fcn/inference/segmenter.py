@@ -14,13 +14,14 @@ import warnings
 import numpy as np
 import paddle
 
+from paddle_fcn.engine.evaluate import load_trained_model
 from paddle_fcn.engine.infer import predict_probs
 from paddle_fcn.inference.export import (DEPLOY_FILE, ExportError, export_model,
                                          model_files)
 from paddle_fcn.inference.predict import PredictError, aggregates
 
 __all__ = ["EagerSegmenter", "PredictorSegmenter", "load_segmenter", "class_names_of",
-           "checkpoint_model", "is_export_dir"]
+           "is_export_dir"]
 
 
 class EagerSegmenter:
@@ -119,18 +120,6 @@ def _temporary_export(model, class_names, model_type):
     return folder
 
 
-def checkpoint_model(cfg, model_path):
-    """The config's model (without ImageNet/staged init) with the trained weights loaded."""
-    from paddle_fcn.engine.trainer import num_classes_of
-    from paddle_fcn.models import build_model
-    from paddle_fcn.models.weights import load_model_weights
-
-    model = build_model(cfg.model.type, num_classes_of(cfg), **cfg.model.options)
-    load_model_weights(model, model_path)
-    model.eval()
-    return model
-
-
 def load_segmenter(model_path, cfg=None, device="auto", test_cfg=None, eager=False,
                    threads=None):
     """A segmenter for ``model_path``: an export directory (``deploy.yml``) -> Predictor; a
@@ -155,7 +144,7 @@ def load_segmenter(model_path, cfg=None, device="auto", test_cfg=None, eager=Fal
         setup_device(device)
     except RuntimeError as e:  # --device gpu without a GPU
         raise PredictError(str(e)) from None
-    model = checkpoint_model(cfg, model_path)
+    model = load_trained_model(cfg, model_path)
     names = class_names_of(cfg, model.num_classes)
     if eager:
         return EagerSegmenter(model, names, test_cfg)

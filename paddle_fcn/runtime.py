@@ -19,12 +19,14 @@ do not oversubscribe the CPU N-fold. The launcher's own ``import paddle`` writes
 under the launcher a value of exactly 1 is taken as unset; any other value is the user's.
 """
 import contextlib
+import ctypes
 import io
 import os
 import sys
 import warnings
 
-__all__ = ["configure", "default_threads", "import_paddle", "physical_cores"]
+__all__ = ["configure", "default_threads", "import_paddle", "physical_cores",
+           "retain_freed_memory"]
 
 
 def physical_cores():
@@ -103,3 +105,45 @@ def import_paddle():
         if "OMP_NUM_THREADS" not in line:
             print(line, file=sys.stderr)
     return paddle
+
+
+# glibc mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+RETAIN_ENV = "PADDLE_FCN_RETAIN_MEMORY"
+
+
+def retain_freed_memory(environ=None):
+    """Make glibc keep the memory this process frees, for reuse, instead of handing it back to
+    the OS; returns True when applied. Process-wide and not undone; called by the CPU
+    ``Predictor`` unless ``retain_memory=False``.
+
+    Paddle's CPU allocator takes each tensor from ``malloc`` and frees it after use. glibc
+    serves large blocks (a 64-channel 512 x 512 feature map is 67 MB) with ``mmap`` and returns
+    them with ``munmap``, so every inference pass writes into freshly mapped, zero-filled
+    pages: measured for FCN-8s VGG16 at 512 x 512, ~54 000 page faults (~210 MB) per pass and
+    0.54 s; with this setting 0 faults after the second pass and 0.49 s. Set here:
+    ``M_MMAP_MAX = 0`` (no mmap'd blocks: everything comes from the heap) and
+    ``M_TRIM_THRESHOLD`` = 2 GB (freed memory at the heap top is kept). The cost is that the
+    process's resident memory stays at its high-water mark rather than falling between passes.
+
+    Skipped (False) when ``PADDLE_FCN_RETAIN_MEMORY=0`` is set (``environ``, default
+    ``os.environ``), and on platforms without glibc (musl, macOS, Windows).
+    """
+    environ = os.environ if environ is None else environ
+    if environ.get(RETAIN_ENV, "1").strip() == "0" or not _glibc():
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    # trimming off first: mmap off with trimming on would return the heap top after all
+    return bool(mallopt(_M_TRIM_THRESHOLD, 2 ** 31 - 1)) and bool(mallopt(_M_MMAP_MAX, 0))
+
+
+def _glibc():
+    """Whether this process runs on glibc (asked of the C library, not the interpreter file)."""
+    try:
+        return os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc")
+    except (AttributeError, ValueError, OSError):  # no confstr, or a libc without the name
+        return False

@@ -119,7 +119,7 @@ def test_shortcut_check_catches_a_misaligned_downsample():
 
 def _fusion_pairs(model):
     """(map of the fused / output tensor, map it must lie on) for every crop of the head."""
-    path, up = model.backbone.path_to, lambda name: getattr(model, name).up
+    path, up = model.backbone.path_to, lambda name: getattr(model, name)
     scores = path("layer4") + [model.score_fr]  # 1/32
     if model.variant == "32s":
         return [(scores + [up("upscore")], [])]
@@ -178,7 +178,7 @@ def test_blog_geometry_would_put_layer2_scores_3_5_pixels_off():
     x8 (kernel 16, padding 4) puts layer2 pixel 2 (image 16) at columns 19-20."""
     model = build_model("fcn8s_resnet18", 1, width=8)
     blog = BilinearUpsample(1, 8)
-    assert coord_map(model.backbone.path_to("layer2") + [blog.up]) == \
+    assert coord_map(model.backbone.path_to("layer2") + [blog]) == \
         CoordMap(Fraction(1), Fraction(-7, 2))  # output pixel y shows image y - 3.5
     impulse = np.zeros((1, 1, 4, 4), np.float32)
     impulse[0, 0, 2, 2] = 1.0
@@ -191,10 +191,12 @@ def test_blog_geometry_would_put_layer2_scores_3_5_pixels_off():
 def test_learnable_skip_upsample(skip):
     model = build_model("fcn8s_resnet18", 3, width=8, learnable_skip_upsample=skip)
     for name in ("upscore2", "upscore_pool4"):
-        weight = getattr(model, name).up.weight
-        assert weight.stop_gradient is (not skip)
-        assert weight.shape == [3, 3 if skip else 1, 3, 3]
-    assert model.upscore8.up.weight.stop_gradient  # the final one follows learnable_upsample
+        layer = getattr(model, name)
+        assert layer.learnable is skip and layer.kernel_size == 3
+        assert [p.shape for p in layer.parameters()] == ([[3, 3, 3, 3]] if skip else [])
+        assert all(not p.stop_gradient for p in layer.parameters())
+    assert not model.upscore8.learnable  # the final one follows learnable_upsample
+    assert model.upscore8.parameters() == []
     with pytest.raises(ValueError, match="learnable_skip_upsample must be True or False"):
         build_model("fcn8s_resnet18", 3, width=8, learnable_skip_upsample="no")
 

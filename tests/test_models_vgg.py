@@ -87,7 +87,7 @@ def test_caffe_offsets_reproduce_reference(heads):
 
 def _fusion_pairs(model):
     """(layers of the fused / output tensor, layers of the map it must lie on) for every crop."""
-    path, up = model.backbone.path_to, lambda name: getattr(model, name).up
+    path, up = model.backbone.path_to, lambda name: getattr(model, name)
     scores = path("fc7") + [model.score_fr]  # 1/32
     if model.variant == "32s":
         return [(scores + [up("upscore")], [])]
@@ -211,16 +211,18 @@ def test_crop_offset_rejects_subpixel_misalignment():
 def test_head_options_and_frozen_upsampler(trunks):
     aligned = trunks["aligned"]
     model = FCN(aligned, CLASSES, "8s")
-    assert model.upscore8.up.weight.stop_gradient  # final bilinear upsampler fixed
+    assert not model.upscore8.learnable and model.upscore8.parameters() == []  # fixed
     assert not model.upscore2.up.weight.stop_gradient  # x2 upsamplers learned
     assert not model.upscore_pool4.up.weight.stop_gradient
+    assert model.upscore2.up.weight.shape == [CLASSES, CLASSES, 4, 4]
     learnable = FCN(aligned, CLASSES, "32s", learnable_upsample=True)
     assert not learnable.upscore.up.weight.stop_gradient
-    # the reference nets' lr_mult=0 on every transposed conv
+    # the reference nets' lr_mult=0 on every transposed conv: no trainable upsampler left
     frozen = FCN(aligned, CLASSES, "8s", learnable_skip_upsample=False)
     for layer in (frozen.upscore2, frozen.upscore_pool4, frozen.upscore8):
-        k = 2 * layer.factor
-        assert layer.up.weight.stop_gradient and layer.up.weight.shape == [CLASSES, 1, k, k]
+        assert not layer.learnable and layer.parameters() == []
+        assert layer.kernel_size == 2 * layer.factor
+    assert not any("upscore" in key for key in frozen.state_dict())
     with pytest.raises(ValueError, match="learnable_skip_upsample must be True or False"):
         fcn8s_vgg16(CLASSES, learnable_skip_upsample=None)  # rejected before the trunk
     assert model.backbone is aligned and model.normalization == aligned.normalization

@@ -1,8 +1,9 @@
 """Export, the Paddle Inference predictor, tools/predict.py and tools/export.py, FLOP counting.
 
-Tiny models (ResNet18 FCN-8s and U-Net at width 8), images <= 64 px. The zero-initialised score
-layers get random values so that predictions hold several classes (an all-zero model would
-predict class 0 everywhere and make every comparison trivially true).
+Tiny models (ResNet18 FCN-8s and U-Net at width 8), images <= 64 px. The head's parameters
+(zero-initialised score layers, bilinear x2 upsamplers) get random values so that predictions
+hold several classes (an all-zero model would predict class 0 everywhere and make every
+comparison trivially true; random scores alone, upsampled bilinearly, give only 2 classes).
 """
 import os
 import subprocess
@@ -20,10 +21,10 @@ from paddle_fcn.data.palette import colorize
 from paddle_fcn.engine.infer import predict_probs
 from paddle_fcn.inference.cli import export_main, predict_main
 from paddle_fcn.inference.export import ONNX_HINT, ExportError, export_model, read_deploy_info
-from paddle_fcn.inference.flops import count_flops, fma_flop_per_cycle
 from paddle_fcn.inference.predict import PredictError, collect_images
 from paddle_fcn.inference.predictor import Predictor
 from paddle_fcn.models import build_model
+from paddle_fcn.upsample import BilinearUpsample
 
 NUM_CLASSES = 6
 SIZES = [(37, 53), (23, 41), (64, 48)]  # H x W, odd sizes exercise pad-to-32 and crop
@@ -33,8 +34,8 @@ def _tiny(name="fcn8s_resnet18"):
     model = build_model(name, NUM_CLASSES, width=8)
     rng = np.random.default_rng(0)
     for key, param in model.named_parameters():
-        if "score" in key:
-            param.set_value(0.01 * rng.standard_normal(param.shape).astype("float32"))
+        if "score" in key:  # score_*, and the learnable upscore2 / upscore_pool4
+            param.set_value(0.1 * rng.standard_normal(param.shape).astype("float32"))
     model.eval()
     return model
 
@@ -219,6 +220,44 @@ def test_export_parity_on_odd_sizes(tmp_path, name, output_op):
         np.testing.assert_allclose(via_jit, want, rtol=0, atol=1e-6 * scale)
 
 
+
+class _FusedWindow(nn.Layer):
+    """Two convs summed (as FCN fuses scores), then fixed bilinear x8 upsamplers, padded and
+    unpadded (caffe geometry), each cropped by a window at a non-zero offset."""
+
+    num_classes, normalization = 4, {"mean": (0.5,) * 3, "std": (0.5,) * 3}
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2D(3, 4, 3, padding=1), nn.Conv2D(3, 4, 1)
+        self.padded, self.caffe = BilinearUpsample(4, 8), BilinearUpsample(4, 8, padding=False)
+
+    def forward(self, x):
+        score = self.a(x) + self.b(x)
+        h, w = x.shape[2] * 8 - 5, x.shape[3] * 8 - 5
+        return self.padded(score, (3, h, w)) + self.caffe(score, (11, h, w))
+
+
+@pytest.mark.parametrize("what", ["frozen_skips", "fused_window"])
+def test_predictor_runs_frozen_upsamplers_on_conv_outputs(tmp_path, what):
+    """oneDNN hands a conv's output on in its blocked layout; the frozen upsampler's matrix
+    products must still read it right (they did not on a 4-D view: wrong values, no error)."""
+    if what == "frozen_skips":  # the VGG recipes' learnable_skip_upsample: false
+        model = build_model("fcn8s_resnet18", NUM_CLASSES, width=8, learnable_skip_upsample=False)
+        for key, param in model.named_parameters():
+            if "score" in key:
+                param.set_value(paddle.randn(param.shape) * 0.1)
+    else:
+        model = _FusedWindow()
+    export_model(model, str(tmp_path))
+    predictor = Predictor(str(tmp_path), device="cpu")
+    for shape in [(1, 3, 37, 53), (2, 3, 23, 41)]:
+        x = np.random.default_rng(3).standard_normal(shape).astype("float32")
+        want = _eager(model, x)
+        assert len(np.unique(want.argmax(1))) >= 2
+        np.testing.assert_allclose(predictor.predict(x), want, rtol=0,
+                                   atol=1e-5 * np.abs(want).max())
+
 def test_export_detects_a_forward_that_does_not_survive_to_static(tmp_path):
     class PythonBranch(nn.Layer):  # branches on a value: traced once, wrong for other inputs
         num_classes, normalization = 2, {"mean": (0, 0, 0), "std": (1, 1, 1)}
@@ -246,28 +285,6 @@ def test_onnx_export_parity(tmp_path):
     x = np.random.default_rng(3).standard_normal((1, 3, 37, 53)).astype("float32")
     got = session.run(None, {session.get_inputs()[0].name: x})[0]
     np.testing.assert_allclose(got, _eager(model, x), rtol=1e-4, atol=1e-4)
-
-
-def test_count_flops_known_layers():
-    net = nn.Sequential(nn.Conv2D(3, 4, 3, padding=1), nn.ReLU(),
-                        nn.Conv2DTranspose(4, 2, 4, stride=2, padding=1))
-    count = count_flops(net, [1, 3, 8, 8])
-    conv = 2 * (8 * 8 * 4) * 3 * 3 * 3  # 2 x output values x (Cin x k x k)
-    deconv = 2 * (8 * 8 * 4) * 2 * 4 * 4  # 2 x input values x (Cout x k x k)
-    assert [f for _, _, f in count.layers] == [conv, deconv]
-    assert count.total == conv + deconv == 30208
-
-
-@pytest.mark.parametrize("flags,vendor,family,model,want", [
-    ("fma avx2 avx512f", "AuthenticAMD", 0x1A, 2, 64),   # Zen 5: 512-bit FMA pipes
-    ("fma avx2 avx512f", "AuthenticAMD", 0x19, 0x11, 32),  # Zen 4: AVX-512 on 256-bit pipes
-    ("fma avx2", "AuthenticAMD", 0x17, 0x31, 32),        # Zen 2
-    ("fma avx2", "AuthenticAMD", 0x17, 0x01, 16),        # Zen 1: 128-bit pipes
-    ("fma avx2 avx512f", "GenuineIntel", 6, 0x55, 64),  # Skylake-SP
-    ("fma avx2", "GenuineIntel", 6, 0x3C, 32),          # Haswell
-])
-def test_flop_per_cycle_from_isa(flags, vendor, family, model, want):
-    assert fma_flop_per_cycle(flags.split(), vendor, family, model)[0] == want
 
 
 class _EagerOnly(nn.Layer):

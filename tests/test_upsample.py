@@ -84,8 +84,88 @@ def test_upsampler_constant_interior_and_no_channel_mixing(learnable):
     assert out.shape == (1, 3, 32, 40)
     np.testing.assert_allclose(out[0, 1, 8:-8, 8:-8], 2.5, rtol=1e-6)
     assert np.all(out[0, [0, 2]] == 0)  # the one-hot channel stayed in its channel
-    assert up.up.weight.stop_gradient is (not learnable)
-    assert up.up.weight.shape == ([3, 3, 16, 16] if learnable else [3, 1, 16, 16])
+    _assert_parameters(up, learnable, 16)
+
+
+def _grouped_weight(channels, kernel):
+    """The frozen upsampler as the transposed conv it is: ``bilinear_kernel`` per channel,
+    groups = channels (what Paddle's ``depthwise_conv2d_transpose`` computes)."""
+    return paddle.to_tensor(np.repeat(bilinear_kernel(kernel)[None, None], channels, axis=0))
+
+
+def _assert_parameters(up, learnable, kernel):
+    """Learnable: one ``[C, C, k, k]`` trainable weight. Frozen: no parameter and nothing in
+    the state dict (the bilinear kernel is the layer's definition, not a value to load)."""
+    if learnable:
+        assert [p.shape for p in up.parameters()] == [[3, 3, kernel, kernel]]
+        assert not up.up.weight.stop_gradient
+    else:
+        assert up.parameters() == [] and up.state_dict() == {}
+
+
+GEOMETRIES = [(f, sample, pad) for f in (1, 2, 3, 8, 32) for sample, pad in
+              ((False, True), (True, True), (False, False))]
+
+
+@pytest.mark.parametrize("factor, sample_aligned, padding", GEOMETRIES)
+def test_frozen_upsampler_is_the_grouped_transposed_conv(factor, sample_aligned, padding):
+    """The frozen layer runs as two matrix products (separable kernel); it must equal the
+    grouped transposed conv with the bilinear kernel in value, output window and gradient,
+    for every geometry (half-pixel, sample-aligned, unpadded caffe) and odd sizes."""
+    kernel, stride, pad, extra = upsample_geometry(factor, sample_aligned)
+    pad = pad if padding else 0
+    up = BilinearUpsample(3, factor, padding=padding, sample_aligned=sample_aligned)
+    assert (up.kernel_size, up.stride, up.padding) == (kernel, stride, (pad, pad - extra))
+    rng = np.random.default_rng(factor)
+    for h, w in ((1, 1), (5, 7), (23, 37)):
+        data = rng.standard_normal((2, 3, h, w)).astype(np.float32)
+        x, x_ref = paddle.to_tensor(data, stop_gradient=False), paddle.to_tensor(
+            data, stop_gradient=False)
+        ref = F.conv2d_transpose(x_ref, _grouped_weight(3, kernel), stride=stride,
+                                 padding=[pad, pad - extra, pad, pad - extra], groups=3)
+        out = up(x)
+        assert out.shape == ref.shape == [2, 3, up.output_length(h), up.output_length(w)]
+        np.testing.assert_allclose(out.numpy(), ref.numpy(), atol=1e-6)
+        seed = paddle.to_tensor(rng.standard_normal(ref.shape).astype(np.float32))
+        (out * seed).sum().backward()
+        (ref * seed).sum().backward()
+        np.testing.assert_allclose(x.grad.numpy(), x_ref.grad.numpy(), rtol=1e-4, atol=1e-4)
+        o, wh, ww = 1, ref.shape[2] - 2, ref.shape[3] - 1  # a window = the crop of the output
+        if wh > 0 and ww > 0:
+            np.testing.assert_allclose(up(x, (o, wh, ww)).numpy(),
+                                       ref.numpy()[:, :, o:o + wh, o:o + ww], atol=1e-6)
+
+
+@pytest.mark.parametrize("learnable", [False, True])
+def test_bad_input_or_window_is_refused(learnable):
+    up = BilinearUpsample(2, 8, learnable=learnable)
+    x = paddle.zeros([1, 2, 3, 4])  # output 24 x 32
+    assert up(x, (0, 24, 32)).shape == [1, 2, 24, 32]
+    for window in ((1, 24, 32), (0, 25, 8), (8, 8, 25), (-1, 2, 2), (0, 0, 4)):
+        with pytest.raises(ValueError, match="does not fit its 24 x 32 output"):
+            up(x, window)
+    for bad in (paddle.zeros([1, 3, 3, 4]), paddle.zeros([2, 3, 4])):  # 3 channels; no batch
+        with pytest.raises(ValueError, match=r"x8 expects N x 2 x H x W input, got shape"):
+            up(bad)
+
+
+class _Window(paddle.nn.Layer):
+    def __init__(self, up):
+        super().__init__()
+        self.up = up
+
+    def forward(self, x):
+        return self.up(x, (1, x.shape[2] * 2, x.shape[3] * 3))
+
+
+def test_frozen_upsampler_window_in_a_static_graph():
+    """Under paddle.jit.to_static the sizes are tensors: the matrices follow them."""
+    up = BilinearUpsample(2, 8, padding=False)
+    spec = paddle.static.InputSpec([None, 2, None, None], "float32")
+    static = paddle.jit.to_static(_Window(up), input_spec=[spec], full_graph=True)
+    for h, w in ((3, 5), (4, 2)):
+        x = paddle.to_tensor(np.random.rand(1, 2, h, w).astype(np.float32))
+        np.testing.assert_allclose(static(x).numpy(), _Window(up)(x).numpy(), atol=1e-6)
 
 
 def test_upsample_geometry():
@@ -117,9 +197,9 @@ def test_sample_aligned_layer_is_the_output_padding_one_and_exports(factor):
     kernel, stride, padding, extra = upsample_geometry(factor, sample_aligned=True)
     up = BilinearUpsample(2, factor, sample_aligned=True)
     x = paddle.to_tensor(np.random.rand(1, 2, 3, 5).astype(np.float32))
-    ref = F.conv2d_transpose(x, up.up.weight, stride=stride, padding=padding,
+    ref = F.conv2d_transpose(x, _grouped_weight(2, kernel), stride=stride, padding=padding,
                              output_padding=extra, groups=2)
-    np.testing.assert_array_equal(up(x).numpy(), ref.numpy())
+    np.testing.assert_allclose(up(x).numpy(), ref.numpy(), atol=1e-6)
     spec = paddle.static.InputSpec([None, 2, None, None], "float32")
     static = paddle.jit.to_static(_Fuse(up), input_spec=[spec, spec], full_graph=True)
     for h, w in ((3, 5), (4, 2)):
@@ -151,8 +231,10 @@ def test_where_an_impulse_lands(factor):
     impulse[0, 0, x, x] = 1.0
     sample = BilinearUpsample(1, f, sample_aligned=True)
     half = BilinearUpsample(1, f)
-    assert coord_map([sample.up]) == CoordMap(Fraction(1, f), Fraction(0))
-    assert coord_map([half.up]) == CoordMap(Fraction(1, f), Fraction(-(f - 1), 2 * f))
+    assert coord_map([sample]) == CoordMap(Fraction(1, f), Fraction(0))
+    assert coord_map([half]) == CoordMap(Fraction(1, f), Fraction(-(f - 1), 2 * f))
+    learned = BilinearUpsample(1, f, learnable=True, sample_aligned=True)
+    assert coord_map([learned.up]) == coord_map([sample])  # its Conv2DTranspose maps alike
     row = sample(paddle.to_tensor(impulse)).numpy()[0, 0, f * x]
     assert np.argmax(row) == f * x and row[f * x] == 1.0
     np.testing.assert_allclose(row, np.maximum(0, 1 - np.abs(np.arange(5 * f) - f * x) / f),
@@ -188,8 +270,7 @@ def test_sample_aligned_constant_and_no_channel_mixing(learnable):
     assert out.shape == (1, 3, 32, 40)
     np.testing.assert_allclose(out[0, 1, :25, :33], 2.5, rtol=1e-6)  # up to the last sample
     assert np.all(out[0, [0, 2]] == 0)
-    assert up.up.weight.stop_gradient is (not learnable)
-    assert up.up.weight.shape == ([3, 3, 15, 15] if learnable else [3, 1, 15, 15])
+    _assert_parameters(up, learnable, 15)
     with pytest.raises(ValueError, match="sample_aligned=True needs padding=True"):
         BilinearUpsample(3, 8, sample_aligned=True, padding=False)
 

@@ -33,6 +33,8 @@ import threading
 import numpy as np
 import paddle
 
+from paddle_fcn.models.legacy import drop_frozen_upsampler_kernels
+
 __all__ = ["save_checkpoint", "load_checkpoint", "find_latest", "atomic_save",
            "atomic_write_text", "save_best_model", "read_best_metrics",
            "recover_interrupted_saves", "CheckpointError"]
@@ -283,6 +285,7 @@ def load_checkpoint(path, model, optimizer):
         opt_state = paddle.load(os.path.join(ckpt, "model.pdopt"))
     except (OSError, EOFError, pickle.UnpicklingError, ValueError) as e:
         raise CheckpointError(f"checkpoint {ckpt!r} cannot be read: {e}") from e
+    weights = drop_frozen_upsampler_kernels(model, weights, ckpt, error=CheckpointError)
     own = model.state_dict()
     bad = [k for k in own if k not in weights or tuple(weights[k].shape) != tuple(own[k].shape)]
     if bad:

@@ -1,7 +1,8 @@
 """Arithmetic of a network and the FP32 peak of this CPU, for ``benchmarks/bench_infer.py``.
 
 ``count_flops`` counts what dominates a segmentation net: the multiply-accumulates of every
-``Conv2D``, ``Conv2DTranspose`` and ``Linear`` layer, times 2 (one multiply + one add = 2
+``Conv2D``, ``Conv2DTranspose`` and ``Linear`` layer and of every frozen ``BilinearUpsample``
+(as the depthwise transposed conv it is), times 2 (one multiply + one add = 2
 FLOP). Biases, activations, pooling, batch norm, padding, cropping and the element-wise sums
 of FCN's skip fusion are not counted (for FCN-8s VGG16 they are < 0.1 % of the total).
 
@@ -20,8 +21,9 @@ from dataclasses import dataclass, field
 __all__ = ["FlopCount", "count_flops", "CpuPeak", "cpu_peak", "fma_flop_per_cycle",
            "measure_fma_peak", "COUNTED"]
 
-COUNTED = ("multiply-accumulates of Conv2D, Conv2DTranspose and Linear layers x 2; bias, "
-           "activations, pooling, BN, padding, crops and skip sums not counted")
+COUNTED = ("multiply-accumulates of Conv2D, Conv2DTranspose (incl. frozen bilinear upsamplers) "
+           "and Linear layers x 2; bias, activations, pooling, BN, padding, crops and skip sums "
+           "not counted")
 
 
 @dataclass
@@ -35,6 +37,13 @@ class FlopCount:
 def _layer_macs(layer, inputs, output):
     import paddle.nn as nn
 
+    from paddle_fcn.upsample import BilinearUpsample
+
+    if isinstance(layer, BilinearUpsample) and not layer.learnable:
+        # counted as the depthwise transposed conv it equals (k*k taps per input value),
+        # whatever the separable products it runs as; a learnable one's Conv2DTranspose
+        # sublayer is counted on its own
+        return inputs[0].size * layer.kernel_size ** 2
     if isinstance(layer, nn.Conv2DTranspose):  # every input value meets k*k*Cout/groups taps
         kh, kw = layer._kernel_size
         return inputs[0].size * (layer._out_channels // layer._groups) * kh * kw

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import paddle.nn as nn
 
-from paddle_fcn.upsample import upsample_geometry
+from paddle_fcn.upsample import BilinearUpsample, upsample_geometry
 
 __all__ = ["IMAGE", "CoordMap", "coord_map", "crop_offset", "sample_aligned_for"]
 
@@ -49,6 +49,8 @@ def _then(total, step):
 
 
 def _layer_map(layer):
+    if isinstance(layer, BilinearUpsample):  # a transposed conv, leading padding moves pixels
+        return _conv_map(layer.kernel_size, layer.stride, layer.padding[0], transposed=True)
     if isinstance(layer, nn.MaxPool2D):
         k, s, p, d = layer.ksize, layer.stride, layer.padding, 1
     elif isinstance(layer, (nn.Conv2D, nn.Conv2DTranspose)):

@@ -6,10 +6,11 @@ FCN-32s scores the 1/32 feature (``score_fr``) and upsamples x32 (``upscore``). 
 upsamples the sum x16 (``upscore16``). FCN-8s adds ``upscore_pool4`` (x2 of that sum) to
 ``score_pool3`` and upsamples x8 (``upscore8``). Fusion is an element-wise sum (SPEC §4).
 
-Alignment of fused maps (``paddle_fcn.models.coords``): ``coord_map`` composes, layer by layer, the affine map from a
-tensor's pixel coordinates to input-image coordinates (caffe's ``coord_map.py``);
-``crop_offset`` turns two such maps into the crop offset that puts one tensor on the other,
-and ``Alignment`` applies every pad and crop of the head.
+Alignment of fused maps (``paddle_fcn.models.coords``): ``coord_map`` composes, layer by
+layer, the affine map from a tensor's pixel coordinates to input-image coordinates (caffe's
+``coord_map.py``); ``crop_offset`` turns two such maps into the crop offset that puts one
+tensor on the other, and ``Alignment`` holds every pad and crop of the head (the final crop is
+handed to the last upsampler as its output window: cropped-away pixels are never computed).
 
 The grid depends on the backbone: VGG puts pool3 / pool4 / fc7 pixel x at image ``8x + 3.5``,
 ``16x + 7.5``, ``32x + 15.5`` (cell centres of 2 x 2 pools), ResNet puts layer2 / 3 / 4 pixel x
@@ -35,7 +36,7 @@ OUTPUT_STRIDE = 32  # stride of the deepest skip feature (pool5/fc7, ResNet laye
 
 
 class Alignment:
-    """Every pad and crop of the FCN head.
+    """Every pad and crop of the FCN head (``pad``, ``crop``; ``window`` for the final one).
 
     ``aligned`` geometry (the blog's): the input is zero-padded (0 = the mean colour after
     normalisation) at the bottom/right to a multiple of ``pad_multiple`` (32), so every
@@ -66,6 +67,11 @@ class Alignment:
                 raise ValueError(f"{name}: map {x.shape[2]} x {x.shape[3]} too small for a "
                                  f"{height} x {width} crop at offset {o}")
         return x[:, :, o:o + height, o:o + width]
+
+    def window(self, name, height, width):
+        """The crop at ``name`` as a ``BilinearUpsample`` window ``(offset, height, width)``:
+        the final upsampler computes only the pixels this crop keeps."""
+        return self.offsets[name], height, width
 
 
 def check_head_options(num_classes, variant, geometry, **flags):
@@ -126,7 +132,7 @@ class FCN(nn.Layer):
     give ``upscore2``, ``upscore_pool4`` and ``upscore8`` ``param=[dict(lr_mult=0)]``, and
     wkentaro/pytorch-fcn (``examples/voc/train_fcn*.py``, ``get_parameters``) leaves every
     ``ConvTranspose2d`` out of the optimizer; ``learnable_skip_upsample=False`` reproduces that.
-    Learned upsamplers hold ``[C, C, k, k]`` weights, frozen ones ``[C, 1, k, k]``.
+    Learned upsamplers hold ``[C, C, k, k]`` weights, frozen ones no parameter.
     """
 
     def __init__(self, backbone, num_classes, variant, geometry="aligned",
@@ -188,15 +194,15 @@ class FCN(nn.Layer):
         pool3, pool4, top = self.backbone.skip_names
         scores = path(top) + [self.score_fr]  # 1/32
         if self.variant == "32s":
-            return {"upscore": (scores + [self.upscore.up], [])}
-        fuse_pool4 = scores + [self.upscore2.up]  # 1/16, the map score_pool4 is added to
+            return {"upscore": (scores + [self.upscore], [])}
+        fuse_pool4 = scores + [self.upscore2]  # 1/16, the map score_pool4 is added to
         pairs = {"score_pool4": (path(pool4) + [self.score_pool4], fuse_pool4)}
         if self.variant == "16s":
-            pairs["upscore16"] = (fuse_pool4 + [self.upscore16.up], [])
+            pairs["upscore16"] = (fuse_pool4 + [self.upscore16], [])
             return pairs
-        fuse_pool3 = fuse_pool4 + [self.upscore_pool4.up]  # 1/8
+        fuse_pool3 = fuse_pool4 + [self.upscore_pool4]  # 1/8
         pairs["score_pool3"] = (path(pool3) + [self.score_pool3], fuse_pool3)
-        pairs["upscore8"] = (fuse_pool3 + [self.upscore8.up], [])
+        pairs["upscore8"] = (fuse_pool3 + [self.upscore8], [])
         return pairs
 
     def forward(self, x):
@@ -208,13 +214,13 @@ class FCN(nn.Layer):
         crop = self.align.crop
         score = self.score_fr(top)  # 1/32
         if self.variant == "32s":
-            return crop(self.upscore(score), "upscore", height, width)  # 1/1
+            return self.upscore(score, self.align.window("upscore", height, width))  # 1/1
         score = self.upscore2(score)  # 1/16
         h, w = score.shape[2], score.shape[3]
         score = score + crop(self.score_pool4(pool4), "score_pool4", h, w)  # fuse_pool4, 1/16
         if self.variant == "16s":
-            return crop(self.upscore16(score), "upscore16", height, width)  # 1/1
+            return self.upscore16(score, self.align.window("upscore16", height, width))  # 1/1
         score = self.upscore_pool4(score)  # 1/8
         h, w = score.shape[2], score.shape[3]
         score = score + crop(self.score_pool3(pool3), "score_pool3", h, w)  # fuse_pool3, 1/8
-        return crop(self.upscore8(score), "upscore8", height, width)  # 1/1
+        return self.upscore8(score, self.align.window("upscore8", height, width))  # 1/1

@@ -26,8 +26,9 @@ _SHOW = 5
 @dataclass
 class TransferReport:
     """``copied``: target keys set from the source; ``left``: target keys absent from the
-    source (kept as initialised); ``unused``: source keys the target lacks (e.g. FCN-32s's
-    ``upscore``); ``skipped``: same name, different shape ``(key, source, target)``."""
+    source (kept as initialised); ``unused``: source keys the target lacks (e.g. the weight of
+    a learnable FCN-32s ``upscore``; frozen upsamplers have none); ``skipped``: same name,
+    different shape ``(key, source, target)``."""
 
     copied: list = field(default_factory=list)
     left: list = field(default_factory=list)

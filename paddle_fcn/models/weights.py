@@ -253,9 +253,13 @@ def load_model_weights(model, path):
     ``path`` is a ``model.pdparams`` file (training writes ``DIR/best_model/model.pdparams``)
     or a checkpoint directory that contains one. A file trained for another number of classes
     raises ``WeightsError`` saying so; any other difference names the first differing keys.
+    Kernels of frozen upsamplers saved by earlier versions are checked and skipped
+    (``models/legacy.py``).
     """
+    from paddle_fcn.models.legacy import drop_frozen_upsampler_kernels  # it imports this
+
     path = _model_file(os.fspath(path))
-    state = read_state_dict(path)
+    state = drop_frozen_upsampler_kernels(model, read_state_dict(path), path)
     targets = model.state_dict()
     for key in targets:
         if key in state and any(key == k or key.endswith("." + k) for k in CLASSIFIER_KEYS):

@@ -146,9 +146,9 @@ class BilinearUpsample(nn.Layer):
         if self.learnable:
             weight = np.zeros((channels, channels, kernel, kernel), dtype=np.float32)
             weight[np.arange(channels), np.arange(channels)] = bilinear_kernel(kernel)
+            lead, trail = self.padding
             self.up = nn.Conv2DTranspose(
-                channels, channels, kernel, stride=stride,
-                padding=pad if not extra else [pad, pad - extra, pad, pad - extra],
+                channels, channels, kernel, stride=stride, padding=[lead, trail, lead, trail],
                 weight_attr=paddle.ParamAttr(initializer=nn.initializer.Assign(weight)),
                 bias_attr=False,
             )

@@ -263,7 +263,8 @@ def ensure_synthetic_voc(root, seed=0, num_train=300, num_val=60, min_size=80, m
     A complete set with the same parameters (``synthetic.json``) is reused as it is; a
     missing, incomplete or differently parameterised one is (re)generated atomically. Processes
     that ask at the same time (data-loader workers, ranks, two runs) take turns through a lock
-    file beside ``root`` (``.<name>.lock``), so one generates and the others then find the set complete.
+    file beside ``root`` (``.<name>.lock``), so one generates and the others then find the set
+    complete.
     """
     _check_args(num_train, num_val, min_size, max_size)
     root = os.path.abspath(os.fspath(root))

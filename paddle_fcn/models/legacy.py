@@ -11,7 +11,7 @@ dropping it would silently change the network.
 """
 import numpy as np
 
-from paddle_fcn.models.weights import WeightsError
+from paddle_fcn.models.weights import WeightsError, _to_numpy
 from paddle_fcn.upsample import BilinearUpsample, bilinear_kernel
 
 __all__ = ["drop_frozen_upsampler_kernels"]
@@ -32,8 +32,7 @@ def drop_frozen_upsampler_kernels(model, state, source, error=WeightsError):
         key = f"{name}.up.weight"
         if not isinstance(layer, BilinearUpsample) or layer.learnable or key not in out:
             continue
-        value = out.pop(key)
-        value = np.asarray(value.numpy() if hasattr(value, "numpy") else value)
+        value = _to_numpy(out.pop(key))
         if not _is_bilinear_stack(value):
             raise error(
                 f"{source}: {key} {list(value.shape)} is not a stack of fixed bilinear kernels "

@@ -7,6 +7,7 @@ through the same type-checked path as ``--opts``.
 import argparse
 import json
 import os
+import shlex
 import sys
 
 __all__ = ["train_main", "eval_main", "eval_metrics_path", "add_test_config_args",
@@ -87,17 +88,23 @@ def _train_parser():
 
 
 def train_main(argv=None):
-    """``tools/train.py``: returns the process exit code."""
+    """``tools/train.py``: returns the process exit code (0 done, 2 bad input, 3 diverged,
+    130 / 143 stopped by Ctrl-C / SIGTERM)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = _train_parser().parse_args(argv)
     flags = dict(_TRAIN_FLAGS, do_eval="do_eval", use_vdl="use_vdl")
     cfg = _load(args, flags)
-    from paddle_fcn.engine.trainer import TrainingDiverged, train
+    from paddle_fcn.engine.interrupt import EXIT_CODES
+    from paddle_fcn.engine.trainer import TrainingDiverged, TrainingInterrupted, train
     try:
         summary = train(cfg, resume_model=args.resume_model, progress=not args.no_progress,
                         check_data=not args.skip_data_check)
     except TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
+    except TrainingInterrupted as stop:
+        print(_stopped_message(stop, cfg, argv), file=sys.stderr)
+        return EXIT_CODES[stop.signum]
     except user_errors() as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -105,6 +112,28 @@ def train_main(argv=None):
     print(f"done: {summary.iterations} iterations in {summary.seconds:.0f} s; best mIoU {best} "
           f"(iter {summary.best_iter}); outputs in {summary.save_dir}")
     return 0
+
+
+def _stopped_message(stop, cfg, argv):
+    """One line: where the run stopped, what is on disk, the command that resumes it."""
+    from paddle_fcn.engine.checkpoint import CheckpointError, find_latest
+    done = "before the first iteration" if not stop.iteration else \
+        f"after iteration {stop.iteration} of {cfg.iters}"
+    try:
+        latest = find_latest(cfg.save_dir) if os.path.isdir(cfg.save_dir) else None
+    except CheckpointError:
+        latest = None
+    if latest is None:
+        return (f"stopped by {stop}: {done}; no checkpoint written yet (save_interval = "
+                f"{cfg.save_interval}): run the same command to start again")
+    keep, skip = [], False
+    for a in argv:  # the same command, with --resume_model pointing at the run
+        if skip or a == "--resume_model" or a.startswith("--resume_model="):
+            skip = a == "--resume_model"
+            continue
+        keep.append(a)
+    command = shlex.join(["python", "tools/train.py", *keep, "--resume_model", cfg.save_dir])
+    return (f"stopped by {stop}: {done}; last checkpoint {latest}; resume with: {command}")
 
 
 def _eval_parser():

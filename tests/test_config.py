@@ -138,9 +138,14 @@ def test_enumerations_and_ranges(tmp_path):
     assert "export.output_op" in _error(tmp_path, MINIMAL + "export: {output_op: argmx}")
     msg = _error(tmp_path, MINIMAL.replace("PascalVOC", "PascalVoc"))
     assert "train_dataset.type: expected one of SyntheticVOC, PascalVOC, Dataset" in msg
+    msg = _error(tmp_path, MINIMAL, ["train_dataset.type=SyntheticVOC", "train_dataset.mode=aug"])
+    assert msg.startswith("--opts: train_dataset.mode: expected one of train, val")
     msg = _error(tmp_path, MINIMAL,
                  ["train_dataset.type=SyntheticVOC", "train_dataset.mode=trainaug"])
-    assert msg.startswith("--opts: train_dataset.mode: expected one of train, val")
+    assert msg.startswith("--opts: train_dataset.mode: trainaug needs synthetic.preset: voc")
+    msg = _error(tmp_path, MINIMAL, ["train_dataset.type=SyntheticVOC",
+                                     "train_dataset.synthetic.preset=photo"])
+    assert "train_dataset.synthetic.preset: expected one of shapes, voc" in msg
     assert "train_dataset.file_list" in _error(tmp_path, MINIMAL, ["train_dataset.type=Dataset"])
     assert "test_config.is_slide" in _error(tmp_path, MINIMAL + "test_config: {is_slide: true}")
     msg = _error(tmp_path, MINIMAL + "test_config: {is_slide: true, crop_size: [32, 32], "

@@ -84,6 +84,14 @@ def test_poly_schedule_with_warmup():
     assert lrs[12] == pytest.approx(0.0)
 
 
+def test_warmup_longer_than_the_run_is_clipped_to_it():
+    # A 2-iteration smoke run of a recipe with a 500-iteration warm-up: ramps over the run.
+    sched = IterLR(0.03, 2, kind="poly", warmup_iters=500, warmup_start_lr=0.001)
+    assert sched.warmup_iters == 2
+    assert _lrs(sched, 3) == pytest.approx([0.001, 0.0155, 0.03])
+    assert IterLR(0.1, 20, kind="poly", warmup_iters=20).warmup_iters == 20
+
+
 def test_step_and_constant_schedules():
     assert _lrs(IterLR(1.0, 10, kind="step", milestones=[2, 4], gamma=0.1), 5) == pytest.approx(
         [1.0, 1.0, 0.1, 0.1, 0.01])

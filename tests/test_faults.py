@@ -127,3 +127,72 @@ num_workers: 0
     assert str(tmp_path / "bad.png") in proc.stderr and "values [9]" in proc.stderr
     assert not (tmp_path / "run").exists() or not any(
         n.startswith("iter_") for n in os.listdir(tmp_path / "run"))
+
+
+def _processes_with(text):
+    """Pids of live processes whose command line contains ``text`` (the trainer's workers are
+    forks of it: same command line)."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read().decode(errors="replace")
+            with open(f"/proc/{entry}/stat") as f:
+                zombie = f.read().rsplit(")", 1)[1].split()[0] == "Z"
+        except OSError:
+            continue
+        if text in cmdline and not zombie:
+            found.append(int(entry))
+    return found
+
+
+def _start_and_wait_for(cmd, checkpoint, timeout=240):
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + timeout
+    while not checkpoint.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline
+        time.sleep(0.05)
+    return proc
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_stop_signal_ends_training_cleanly_and_the_run_resumes(tmp_path, data_root, signum):
+    config = write_config(tmp_path / "c.yml", data_root, str(tmp_path / "run"), iters=400,
+                          save=2)
+    cmd = [sys.executable, os.path.join(ROOT, "tools", "train.py"), "--config", config,
+           "--no_progress", "--opts", "num_workers=2"]
+    proc = _start_and_wait_for(cmd, tmp_path / "run" / "iter_000004")
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == {signal.SIGTERM: 143, signal.SIGINT: 130}[signum], err
+    assert "Traceback" not in err and "FatalError" not in err
+    line = [ln for ln in err.splitlines() if ln.startswith("stopped by")]
+    assert len(line) == 1 and signal.Signals(signum).name in line[0], err
+    assert "resume with: python tools/train.py --config" in line[0]
+    assert line[0].endswith(f"--resume_model {tmp_path / 'run'}")
+    assert _processes_with(config) == []  # no data worker outlives the trainer
+    kept = sorted(n for n in os.listdir(tmp_path / "run") if n.startswith("iter_"))
+    stopped_at = int(line[0].split("after iteration ")[1].split()[0])
+    assert kept[-1] == f"iter_{stopped_at - stopped_at % 2:06d}"  # the last save is complete
+    assert not [n for n in os.listdir(tmp_path / "run") if n.startswith(".")]  # no temp dirs
+    resumed = subprocess.run(cmd + ["iters=" + str(stopped_at + 2), "--resume_model",
+                                    str(tmp_path / "run")],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resumed from {tmp_path / 'run' / kept[-1]}" in resumed.stdout
+
+
+def test_sigkill_of_the_trainer_leaves_no_data_worker(tmp_path, data_root):
+    config = write_config(tmp_path / "c.yml", data_root, str(tmp_path / "run"), iters=400,
+                          save=2)
+    proc = _start_and_wait_for([sys.executable, os.path.join(ROOT, "tools", "train.py"),
+                                "--config", config, "--no_progress", "--opts", "num_workers=2"],
+                               tmp_path / "run" / "iter_000002")
+    assert len(_processes_with(config)) == 3  # the trainer and its two workers
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    deadline = time.time() + 5
+    while _processes_with(config) and time.time() < deadline:
+        time.sleep(0.05)
+    assert _processes_with(config) == []

@@ -16,7 +16,10 @@ __all__ = [
 
 @dataclass
 class SyntheticConfig:
-    """Procedural VOC-like data (type SyntheticVOC): image counts and side range in pixels."""
+    """Procedural VOC-like data (type SyntheticVOC): image counts and side range in pixels.
+    ``preset: voc`` makes VOC-size photos with the 21 VOC classes and the trainaug layout
+    (the side range does not apply)."""
+    preset: str = "shapes"              # shapes | voc
     seed: int = 0
     num_train: int = 300
     num_val: int = 60
@@ -119,6 +122,7 @@ class Config:
     device: str = "auto"                # auto | cpu | gpu
     sync_bn: bool = False               # multi-GPU: BatchNorm statistics over all devices' images
     num_workers: int = 2
+    data_timeout: float = 300.0         # s a loader worker may take for one sample, then error
     num_vis_samples: int = 3            # sample images logged to VisualDL per evaluation
 
 
@@ -130,9 +134,11 @@ CHOICES = {
     "loss.reduction": ("mean", "sum"),
     "export.output_op": ("none", "argmax", "softmax"),
     "device": ("auto", "cpu", "gpu"),
+    "train_dataset.synthetic.preset": ("shapes", "voc"),
+    "val_dataset.synthetic.preset": ("shapes", "voc"),
 }
 DATASET_MODES = {
-    "SyntheticVOC": ("train", "val"),
+    "SyntheticVOC": ("train", "val", "trainval", "trainaug"),  # trainaug: preset voc
     "PascalVOC": ("train", "val", "trainval", "trainaug"),
     "Dataset": ("train", "val"),
 }
@@ -167,6 +173,7 @@ RULES = {
         "lr_scheduler.warmup_iters", "lr_scheduler.warmup_start_lr")},
     **{k: (_positive, "> 0") for k in (
         "optimizer.grad_clip_norm", "lr_scheduler.learning_rate", "lr_scheduler.power",
+        "data_timeout",
         "lr_scheduler.gamma")},
     "optimizer.momentum": (lambda v: 0 <= v < 1, "in [0, 1)"),
     "loss.class_weights": (lambda v: all(w >= 0 for w in v), "a list of weights >= 0"),

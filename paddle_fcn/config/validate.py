@@ -36,7 +36,9 @@ def validate_values(cfg, src):
             value = _get(cfg, key)
             check(value is None or test(value), src, key, f"must be {requirement}, got {value!r}")
     for key, choices in CHOICES.items():
-        _choice(_get(cfg, key), choices, src, key)
+        value = _get(cfg, key)
+        if value is not None:  # None: below an unset section (no val_dataset)
+            _choice(value, choices, src, key)
     for key in ("train_dataset", "val_dataset"):
         ds = getattr(cfg, key)
         if ds is not None:
@@ -56,6 +58,9 @@ def validate_combinations(cfg, src):
               ds.num_classes, src, f"{key}.class_names",
               f"has {len(ds.class_names or ())} names for num_classes = {ds.num_classes}")
         syn = ds.synthetic
+        check(ds.type != "SyntheticVOC" or ds.mode != "trainaug" or syn.preset == "voc", src,
+              f"{key}.mode", "trainaug needs synthetic.preset: voc (the shapes preset has no "
+              "SegmentationClassAug)")
         check(syn.min_size <= syn.max_size, src, f"{key}.synthetic.min_size",
               f"{syn.min_size} exceeds synthetic.max_size {syn.max_size}")
     lr, test = cfg.lr_scheduler, cfg.test_config
@@ -64,8 +69,6 @@ def validate_combinations(cfg, src):
     check(all(0 < a < b for a, b in zip(lr.milestones, lr.milestones[1:] + [cfg.iters + 1])),
           src, "lr_scheduler.milestones",
           f"must be increasing within (0, iters], got {lr.milestones}")
-    check(lr.warmup_iters < cfg.iters or lr.warmup_iters == 0, src, "lr_scheduler.warmup_iters",
-          f"{lr.warmup_iters} must be below iters = {cfg.iters}")
     check(cfg.loss.ignore_index == cfg.train_dataset.ignore_index, src, "loss.ignore_index",
           f"{cfg.loss.ignore_index} differs from train_dataset.ignore_index "
           f"{cfg.train_dataset.ignore_index}: the loss would train on void pixels")

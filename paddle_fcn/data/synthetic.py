@@ -10,10 +10,18 @@ in VOC, a 4-pixel void (255) band runs along every object outline. Image sizes a
 is exercised. With the defaults a narrow FCN-8s ResNet18 (width 16) reached 0.88 val mIoU in
 3000 iterations (5 min on 2 CPU cores) without pretrained weights.
 
+Preset ``voc`` makes photo-size data in the full VOC layout instead, for testing the way
+users run: images of PASCAL VOC's usual sizes (500 x 375 landscape and 375 x 500 portrait,
+alternating), the 21 VOC class names and palette (object class ``c`` drawn as shape
+``SHAPES[c % 5]``), the 4-pixel void band, and the SBD ``trainaug`` layout as well (8-bit
+grayscale labels in ``SegmentationClassAug/``, ``trainaug.txt`` = the train ids). The size
+range does not apply to it.
+
 Written files (``PascalVOC(root, mode)`` reads them)::
 
     root/JPEGImages/syn_00000.jpg   root/SegmentationClass/syn_00000.png (palette PNG)
     root/ImageSets/Segmentation/{train,val,trainval}.txt
+    root/SegmentationClassAug/syn_00000.png, root/ImageSets/Segmentation/trainaug.txt  (voc)
     root/labels.txt                 class names, one per line
     root/synthetic.json             generation parameters; written last (completeness marker)
 
@@ -29,12 +37,14 @@ import cv2
 import numpy as np
 
 from paddle_fcn.data.io import DataError, write_image, write_label
+from paddle_fcn.data.palette import VOC_CLASSES
 
-__all__ = ["SHAPES", "CLASS_NAMES", "generate_synthetic_voc", "ensure_synthetic_voc",
-           "synthetic_is_complete", "render_sample"]
+__all__ = ["SHAPES", "CLASS_NAMES", "PRESETS", "generate_synthetic_voc", "ensure_synthetic_voc",
+           "synthetic_is_complete", "render_sample", "render_voc_sample"]
 
 SHAPES = ("disc", "square", "triangle", "ring", "cross")
 CLASS_NAMES = ("background",) + SHAPES
+VOC_SIZES = ((375, 500), (500, 375))  # (h, w): PASCAL VOC's landscape and portrait photos
 PARAMS_FILE = "synthetic.json"
 _VERSION = 3  # bump when the drawing changes so cached data sets are regenerated
 _MIN_OBJECT = 28  # px; smaller rings and triangle tips would vanish in the void band
@@ -132,20 +142,37 @@ def render_sample(seed, index, min_size=80, max_size=120):
     rng = np.random.default_rng([seed, index])
     sides = [s for s in range(min_size, max_size + 1) if s % 32] or [min_size]
     h, w = (int(v) for v in rng.choice(sides, size=2))
+    return _draw(rng, h, w, lambda: [1 + index % len(SHAPES)] + [
+        1 + int(k) for k in rng.integers(0, len(SHAPES), size=rng.integers(0, 3))])
+
+
+def render_voc_sample(seed, index):
+    """Sample ``index`` of preset ``voc``: ``(image uint8 HW3, label uint8 HW)`` at a VOC photo
+    size; VOC classes 1..20 (the first cycles with ``index``) drawn as ``SHAPES[c % 5]``."""
+    rng = np.random.default_rng([seed, index, 21])
+    h, w = VOC_SIZES[index % len(VOC_SIZES)]
+    return _draw(rng, h, w, lambda: [1 + index % 20] + [
+        1 + int(k) for k in rng.integers(0, 20, size=rng.integers(0, 3))],
+        kind_of=lambda c: SHAPES[c % len(SHAPES)])
+
+
+def _draw(rng, h, w, draw_classes, kind_of=lambda c: CLASS_NAMES[c]):
+    """Objects of the classes ``draw_classes()`` returns (drawn from ``rng`` after the
+    background, the order the generated files depend on) in shapes ``kind_of(c)``, on a
+    textured background, with the void band."""
     image, bg_colours = _background(rng, h, w)
+    classes = draw_classes()
     label = np.zeros((h, w), dtype=np.uint8)
     owner = np.zeros((h, w), dtype=np.int64)  # 1-based object id per pixel, 0 = background
     areas, colours = [], []
-    kinds = [SHAPES[index % len(SHAPES)]]
-    kinds += [SHAPES[k] for k in rng.integers(0, len(SHAPES), size=rng.integers(0, 3))]
-    for kind in kinds:
-        mask = _place(rng, kind, h, w, owner, areas)
+    for cls in classes:
+        mask = _place(rng, kind_of(cls), h, w, owner, areas)
         if mask is None:
             continue
         colour = _object_colour(rng, bg_colours, colours)
         colours.append(colour)
         image[mask] = colour + rng.normal(0, 4, size=(int(mask.sum()), 3))
-        label[mask] = CLASS_NAMES.index(kind)
+        label[mask] = cls
         owner[mask] = len(areas) + 1
         areas.append(int(mask.sum()))
     # VOC-style void band, 4 px wide (VOC's is about 5): pixels within 2 px of a class change.
@@ -154,13 +181,26 @@ def render_sample(seed, index, min_size=80, max_size=120):
     return np.clip(np.round(image), 0, 255).astype(np.uint8), label
 
 
-def _params(seed, num_train, num_val, min_size, max_size):
-    return {"generator": "paddle_fcn.data.synthetic", "version": _VERSION, "seed": int(seed),
-            "num_train": int(num_train), "num_val": int(num_val), "min_size": int(min_size),
-            "max_size": int(max_size), "class_names": list(CLASS_NAMES)}
+# preset -> (class names, renderer(seed, index, min_size, max_size), writes trainaug)
+PRESETS = {
+    "shapes": (CLASS_NAMES, render_sample, False),
+    "voc": (tuple(VOC_CLASSES), lambda seed, i, *_: render_voc_sample(seed, i), True),
+}
 
 
-def _check_args(num_train, num_val, min_size, max_size):
+def _params(seed, num_train, num_val, min_size, max_size, preset):
+    params = {"generator": "paddle_fcn.data.synthetic", "version": _VERSION, "seed": int(seed),
+              "num_train": int(num_train), "num_val": int(num_val), "min_size": int(min_size),
+              "max_size": int(max_size), "class_names": list(PRESETS[preset][0])}
+    if preset != "shapes":  # the default's parameters stay as before: its cached sets stay valid
+        params["preset"] = preset
+    return params
+
+
+def _check_args(num_train, num_val, min_size, max_size, preset="shapes"):
+    if preset not in PRESETS:
+        raise ValueError(f"synthetic VOC: unknown preset {preset!r}; valid: "
+                         f"{', '.join(PRESETS)}")
     if num_train < 1 or num_val < 1:
         raise ValueError(f"synthetic VOC: num_train and num_val must be >= 1, got "
                          f"{num_train}, {num_val}")
@@ -170,19 +210,25 @@ def _check_args(num_train, num_val, min_size, max_size):
 
 
 def _write_all(folder, params):
+    class_names, render, trainaug = PRESETS[params.get("preset", "shapes")]
     ids = [f"syn_{i:05d}" for i in range(params["num_train"] + params["num_val"])]
+    if trainaug:
+        os.makedirs(os.path.join(folder, "SegmentationClassAug"))
     for i, name in enumerate(ids):
-        image, label = render_sample(params["seed"], i, params["min_size"], params["max_size"])
+        image, label = render(params["seed"], i, params["min_size"], params["max_size"])
         write_image(os.path.join(folder, "JPEGImages", name + ".jpg"), image, quality=95)
         write_label(os.path.join(folder, "SegmentationClass", name + ".png"), label)
+        if trainaug:  # SBD's labels are 8-bit grayscale PNGs, not palette ones
+            cv2.imwrite(os.path.join(folder, "SegmentationClassAug", name + ".png"), label)
     splits = os.path.join(folder, "ImageSets", "Segmentation")
     os.makedirs(splits, exist_ok=True)
     train, val = ids[:params["num_train"]], ids[params["num_train"]:]
-    for split, names in (("train", train), ("val", val), ("trainval", ids)):
+    lists = [("train", train), ("val", val), ("trainval", ids)] + [("trainaug", train)] * trainaug
+    for split, names in lists:
         with open(os.path.join(splits, split + ".txt"), "w", encoding="utf-8") as f:
             f.write("".join(n + "\n" for n in names))
     with open(os.path.join(folder, "labels.txt"), "w", encoding="utf-8") as f:
-        f.write("".join(n + "\n" for n in CLASS_NAMES))
+        f.write("".join(n + "\n" for n in class_names))
     with open(os.path.join(folder, PARAMS_FILE), "w", encoding="utf-8") as f:
         json.dump(params, f, indent=2, sort_keys=True)
         f.write("\n")
@@ -229,18 +275,20 @@ def _swap_in(tmp, root):
         shutil.rmtree(old, ignore_errors=True)
 
 
-def generate_synthetic_voc(root, seed=0, num_train=300, num_val=60, min_size=80, max_size=120):
+def generate_synthetic_voc(root, seed=0, num_train=300, num_val=60, min_size=80, max_size=120,
+                           preset="shapes"):
     """Write the synthetic set to ``root`` (atomically: temp folder, then rename); -> root.
 
-    An existing synthetic set at ``root`` is replaced; any other non-empty folder there
-    raises DataError instead of being overwritten.
+    ``preset``: ``shapes`` (small images, 6 classes) or ``voc`` (VOC photo sizes, 21 classes,
+    trainaug layout too). An existing synthetic set at ``root`` is replaced; any other
+    non-empty folder there raises DataError instead of being overwritten.
     """
-    _check_args(num_train, num_val, min_size, max_size)
+    _check_args(num_train, num_val, min_size, max_size, preset)
     root = os.path.abspath(os.fspath(root))
     if os.path.isdir(root) and os.listdir(root) and _read_params(root) is None:
         raise DataError(f"{root} exists and is not a synthetic data set (no {PARAMS_FILE}); "
                         f"refusing to overwrite it: pick another dataset_root or empty it")
-    params = _params(seed, num_train, num_val, min_size, max_size)
+    params = _params(seed, num_train, num_val, min_size, max_size, preset)
     parent = os.path.dirname(root)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(root)}.tmp-", dir=parent)
@@ -257,7 +305,8 @@ def generate_synthetic_voc(root, seed=0, num_train=300, num_val=60, min_size=80,
     return root
 
 
-def ensure_synthetic_voc(root, seed=0, num_train=300, num_val=60, min_size=80, max_size=120):
+def ensure_synthetic_voc(root, seed=0, num_train=300, num_val=60, min_size=80, max_size=120,
+                         preset="shapes"):
     """Return ``root`` holding the synthetic set with these parameters, generating if needed.
 
     A complete set with the same parameters (``synthetic.json``) is reused as it is; a
@@ -266,16 +315,17 @@ def ensure_synthetic_voc(root, seed=0, num_train=300, num_val=60, min_size=80, m
     file beside ``root`` (``.<name>.lock``), so one generates and the others then find the set
     complete.
     """
-    _check_args(num_train, num_val, min_size, max_size)
+    _check_args(num_train, num_val, min_size, max_size, preset)
     root = os.path.abspath(os.fspath(root))
-    params = _params(seed, num_train, num_val, min_size, max_size)
+    params = _params(seed, num_train, num_val, min_size, max_size, preset)
     if synthetic_is_complete(root, params):
         return root
     parent, name = os.path.split(root)
     with _locked(os.path.join(parent, f".{name}.lock")):  # kept: removing a lock file is racy
         if synthetic_is_complete(root, params):  # another process generated it meanwhile
             return root
-        return generate_synthetic_voc(root, seed, num_train, num_val, min_size, max_size)
+        return generate_synthetic_voc(root, seed, num_train, num_val, min_size, max_size,
+                                      preset)
 
 
 @contextlib.contextmanager

@@ -19,7 +19,9 @@ class IterLR(paddle.optimizer.lr.LRScheduler):
 
     ``kind``: ``constant``, ``poly`` (``(lr - end_lr) * (1 - t)^power + end_lr`` with ``t`` the
     fraction of the post-warm-up iterations done) or ``step`` (multiply by ``gamma`` at each
-    milestone). A linear warm-up from ``warmup_start_lr`` over ``warmup_iters`` comes first.
+    milestone). A linear warm-up from ``warmup_start_lr`` over ``warmup_iters`` comes first;
+    a warm-up longer than the run is clipped to it (``warmup_iters = total_iters``: a short
+    smoke run of a long recipe ramps up over the whole run and stays well defined).
     State (``last_epoch`` = iterations done) is saved with the optimizer.
     """
 
@@ -29,7 +31,8 @@ class IterLR(paddle.optimizer.lr.LRScheduler):
             raise ValueError(f"lr_scheduler.type must be constant, poly or step, got {kind!r}")
         self.total_iters, self.kind, self.power, self.end_lr = total_iters, kind, power, end_lr
         self.milestones, self.gamma = sorted(milestones), gamma
-        self.warmup_iters, self.warmup_start_lr = warmup_iters, warmup_start_lr
+        self.warmup_iters = min(warmup_iters, total_iters)
+        self.warmup_start_lr = warmup_start_lr
         super().__init__(learning_rate=learning_rate)
 
     def get_lr(self):

@@ -16,7 +16,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Optional
 
-import cv2
+import numpy as np
 import paddle
 import paddle.distributed as dist
 from tqdm import tqdm
@@ -24,6 +24,7 @@ from tqdm import tqdm
 from paddle_fcn.config import config_to_dict, resolve_num_classes, save_config
 from paddle_fcn.data import build_dataset, collate_fn
 from paddle_fcn.data.check import check_dataset
+from paddle_fcn.data.loader import WorkerLoader
 from paddle_fcn.engine.checkpoint import (atomic_write_text, load_checkpoint, read_best_metrics,
                                           recover_interrupted_saves, save_best_model,
                                           save_checkpoint)
@@ -32,6 +33,7 @@ from paddle_fcn.engine.distributed import (all_reduce_sum, convert_sync_batchnor
                                            restore_rank_rng, sync_model_state, world_size)
 from paddle_fcn.engine.env import seed_everything, setup_device, world_info
 from paddle_fcn.engine.evaluate import evaluate
+from paddle_fcn.engine.interrupt import TrainingInterrupted, critical, stop_on_signals
 from paddle_fcn.engine.loss import SegmentationLoss
 from paddle_fcn.engine.optim import build_optimizer
 from paddle_fcn.engine.sampler import SeededDataset, StreamBatchSampler
@@ -39,7 +41,8 @@ from paddle_fcn.engine.vdl import VDLLogger
 from paddle_fcn.models import build_model
 from paddle_fcn.models.staged import transfer_weights
 
-__all__ = ["TrainSummary", "TrainingDiverged", "train", "build_model_from_config"]
+__all__ = ["TrainSummary", "TrainingDiverged", "TrainingInterrupted", "train",
+           "build_model_from_config"]
 
 
 class TrainingDiverged(RuntimeError):
@@ -71,14 +74,21 @@ def build_model_from_config(cfg, num_classes):
 
 
 def _loader(cfg, dataset, start_micro, rank, world):
-    """Training batches; images of different sizes are padded, labels with the dataset's
-    ``ignore_index`` (the loss's, checked by the config), so the padding costs nothing."""
+    """Training batches ``(images N3HW, labels NHW)`` as numpy arrays, read by
+    ``cfg.num_workers`` processes under a ``cfg.data_timeout`` watchdog (``data.loader``).
+    Images of different sizes are padded, labels with the dataset's ``ignore_index`` (the
+    loss's, checked by the config), so the padding costs nothing."""
     sampler = StreamBatchSampler(len(dataset), cfg.batch_size, cfg.iters * cfg.accumulate_steps,
                                  start=start_micro, seed=cfg.seed, rank=rank, world_size=world)
     collate = functools.partial(collate_fn, ignore_index=dataset.ignore_index)
-    return paddle.io.DataLoader(SeededDataset(dataset), batch_sampler=sampler,
-                                num_workers=cfg.num_workers, collate_fn=collate,
-                                worker_init_fn=lambda _: cv2.setNumThreads(1))
+    return WorkerLoader(SeededDataset(dataset), sampler, collate, cfg.num_workers,
+                        cfg.data_timeout)
+
+
+def _next_batches(loader, count):
+    """The next ``count`` micro-batches as tensors on the current device."""
+    return [tuple(paddle.to_tensor(np.ascontiguousarray(a)) for a in next(loader))
+            for _ in range(count)]
 
 
 def _check_finite(loss_value, iteration, cfg):
@@ -141,7 +151,8 @@ def _evaluate_and_keep_best(model, val_ds, num_classes, cfg, state, logger, it, 
     logger.eval_result(result, val_ds.class_names, _bare(model).normalization, it)
     atomic_write_text(json.dumps(metrics, indent=2), os.path.join(cfg.save_dir, "metrics.json"))
     if better:
-        save_best_model(cfg.save_dir, _bare(model).state_dict(), metrics)
+        with critical():  # a stop signal waits until the pair is on disk
+            save_best_model(cfg.save_dir, _bare(model).state_dict(), metrics)
     best = "none" if state["best_mIoU"] is None else f"{state['best_mIoU']:.4f}"
     tqdm.write(f"[eval] iter {it}: mIoU {miou:.4f} pixel_acc {result.metrics.pixel_acc:.4f} "
                f"(best {best} at iter {state['best_iter']}, {result.seconds:.1f} s)")
@@ -209,7 +220,11 @@ def _prepare(cfg, resume_model, check_data):
     model = convert_sync_batchnorm(build_model_from_config(cfg, num_classes), cfg, world)
     train_ds, val_ds = in_rank_order(
         lambda: _datasets(cfg, model.normalization, num_classes, check_data), rank, world)
-    optimizer, _ = build_optimizer(model, cfg)
+    optimizer, sched = build_optimizer(model, cfg)
+    if sched.warmup_iters < cfg.lr_scheduler.warmup_iters and rank == 0:
+        print(f"note: lr_scheduler.warmup_iters = {cfg.lr_scheduler.warmup_iters} is longer "
+              f"than the run (iters = {cfg.iters}): the warm-up is clipped to {cfg.iters} "
+              f"iterations")
     in_rank_order(lambda: _recover(cfg.save_dir, rank), rank, world)
     state = {"iteration": 0, "best_mIoU": None, "best_iter": None}
     if resume_model:
@@ -228,35 +243,56 @@ def train(cfg, resume_model=None, progress=True, check_data=True):
     """Train as configured; returns a ``TrainSummary``. See the module docstring.
 
     ``resume_model``: a checkpoint or run directory; ``check_data=False`` skips the data check.
+    Ctrl-C or SIGTERM stops the run with ``TrainingInterrupted`` (its ``iteration`` is the last
+    step done); the data workers are gone by then and every file written is complete.
     """
-    start_time = time.time()
-    model, train_ds, val_ds, optimizer, state, num_classes, rank, world = _prepare(
-        cfg, resume_model, check_data)
-    if rank == 0:
-        os.makedirs(cfg.save_dir, exist_ok=True)
-        save_config(cfg, os.path.join(cfg.save_dir, "config.yml"))
-    logger = VDLLogger(os.path.join(cfg.save_dir, "vdl"), enabled=cfg.use_vdl and rank == 0)
+    with stop_on_signals():
+        start_time = time.time()
+        model, train_ds, val_ds, optimizer, state, num_classes, rank, world = _prepare(
+            cfg, resume_model, check_data)
+        if rank == 0:
+            os.makedirs(cfg.save_dir, exist_ok=True)
+            save_config(cfg, os.path.join(cfg.save_dir, "config.yml"))
+        logger = VDLLogger(os.path.join(cfg.save_dir, "vdl"), enabled=cfg.use_vdl and rank == 0)
+        bar = tqdm(total=cfg.iters, initial=state["iteration"],
+                   disable=not progress or rank != 0,
+                   mininterval=1.0 if sys.stderr.isatty() else 30.0, desc="train")
+        loader = iter(_loader(cfg, train_ds, state["iteration"] * cfg.accumulate_steps, rank,
+                              world))
+        try:
+            metrics, log = _train_loop(cfg, model, optimizer, loader, val_ds, state, num_classes,
+                                       logger, bar, rank, world)
+        except TrainingInterrupted as stop:
+            stop.iteration = state["iteration"]
+            raise
+        finally:
+            loader.close()
+            bar.close()
+            logger.close()
+    return TrainSummary(cfg.iters, state["best_mIoU"], state["best_iter"], metrics,
+                        time.time() - start_time, cfg.save_dir, log.losses, log.lrs)
+
+
+def _train_loop(cfg, model, optimizer, loader, val_ds, state, num_classes, logger, bar, rank,
+                world):
+    """Steps ``state["iteration"] + 1 .. cfg.iters`` with evaluation and checkpoints;
+    returns ``(last metrics or None, _Log)``. ``state["iteration"]`` is the last step done."""
     loss_fn = SegmentationLoss(num_classes, cfg.loss.ignore_index, cfg.loss.reduction,
                                cfg.loss.class_weights)
-    start = state["iteration"]
-    loader = iter(_loader(cfg, train_ds, start * cfg.accumulate_steps, rank, world))
-    bar = tqdm(total=cfg.iters, initial=start, disable=not progress or rank != 0,
-               mininterval=1.0 if sys.stderr.isatty() else 30.0, desc="train")
     model.train()
     metrics, log = None, _Log(cfg, world, logger, bar)
-    for it in range(start + 1, cfg.iters + 1):
-        batches = [next(loader) for _ in range(cfg.accumulate_steps)]
+    for it in range(state["iteration"] + 1, cfg.iters + 1):
+        batches = _next_batches(loader, cfg.accumulate_steps)
         loss, lr = train_one_iter(model, loss_fn, optimizer, batches, it, cfg)
+        state["iteration"] = it
         log.step(it, loss, lr)
         if val_ds is not None and (it % cfg.eval_interval == 0 or it == cfg.iters):
             metrics = _evaluate_and_keep_best(model, val_ds, num_classes, cfg, state, logger,
                                               it, rank, world)
         if it % cfg.save_interval == 0 or it == cfg.iters:
-            _save(cfg, it, model, optimizer, state, rank, world)
-    bar.close()
-    logger.close()
-    return TrainSummary(cfg.iters, state["best_mIoU"], state["best_iter"], metrics,
-                        time.time() - start_time, cfg.save_dir, log.losses, log.lrs)
+            with critical():  # a stop signal waits until the checkpoint is complete
+                _save(cfg, it, model, optimizer, state, rank, world)
+    return metrics, log
 
 
 def _save(cfg, it, model, optimizer, state, rank, world):

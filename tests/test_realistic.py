@@ -35,10 +35,10 @@ LIMIT = 600  # seconds per command: far above a normal run, far below "hung"
 
 @pytest.fixture(scope="module")
 def voc_root(tmp_path_factory):
-    """VOC2012 layout: 5 train + 2 val VOC-size synthetic photos, plus the real demo photo
+    """VOC2012 layout: 5 train + 1 val VOC-size synthetic photos, plus the real demo photo
     (334 x 500, classes 0, 2, 15 and void) in train, trainaug and val."""
     root = generate_synthetic_voc(str(tmp_path_factory.mktemp("voc") / "VOC2012"),
-                                  num_train=5, num_val=2, preset="voc")
+                                  num_train=5, num_val=1, preset="voc")
     shutil.copy(os.path.join(DATA, "demo_image.jpg"), os.path.join(root, "JPEGImages", "demo.jpg"))
     for labels in ("SegmentationClass", "SegmentationClassAug"):
         shutil.copy(os.path.join(DATA, "demo_label.png"), os.path.join(root, labels, "demo.png"))

@@ -10,7 +10,7 @@ from paddle_fcn.models import build_model
 from paddle_fcn.models.caffe import caffe_messages, read_caffemodel
 from paddle_fcn.models.reference import trunk_layer_names
 from paddle_fcn.models.weights import WeightsError, load_model_weights
-from paddle_fcn.normalization import CAFFE, IMAGENET
+from paddle_fcn.normalization import CAFFE, IMAGENET, normalize_image
 from paddle_fcn.upsample import BilinearUpsample, bilinear_kernel
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
@@ -22,10 +22,13 @@ def _model(name="fcn8s_vgg16", seed=0, **options):
     paddle.seed(seed)
     options = {"geometry": "caffe", "learnable_skip_upsample": False, "width": WIDTH, **options}
     model = build_model(name, CLASSES, **options)
-    for key, value in model.state_dict().items():  # score layers start at 0: make them random
-        if key.startswith("score"):
-            value.set_value(np.random.default_rng(seed).normal(0, 0.1, value.shape)
-                            .astype("float32"))
+    rng = np.random.default_rng(seed)
+    for key, value in model.state_dict().items():  # score layers start at 0: make them random,
+        if key.startswith("score"):  # zero-mean over the (ReLU, positive) inputs of each class
+            random = rng.normal(0, 1.0, value.shape)
+            if random.ndim == 4:
+                random -= random.mean(axis=1, keepdims=True)
+            value.set_value(random.astype("float32"))
     return model.eval()
 
 
@@ -207,3 +210,120 @@ def test_pth_without_torch_says_how_to_get_it(tmp_path, monkeypatch):
     (tmp_path / "fcn8s_from_caffe.pth").write_bytes(b"x")
     with pytest.raises(WeightsError, match="pip install torch"):
         load_model_weights(_model(), tmp_path / "fcn8s_from_caffe.pth")
+
+
+# ----------------------------------------------------------------------------- preprocessing
+def _balance(model, images):
+    """Shift FCN-8s's class scores (score_pool3's bias) so that their means over the RGB
+    ``images`` (Caffe preprocessing) are equal and every class occurs; returns the argmax maps."""
+    xs = [paddle.to_tensor(normalize_image(image, CAFFE)[None]) for image in images]
+    with paddle.no_grad():
+        mean = np.mean([model(x).numpy()[0].mean(axis=(1, 2)) for x in xs], axis=0)
+        model.score_pool3.bias.set_value(model.score_pool3.bias.numpy() - mean)
+        return [model(x).numpy()[0].argmax(0) for x in xs]
+
+
+def _config(tmp_path, **model):
+    import yaml
+
+    config = {"model": {"type": "fcn32s_vgg16", "num_classes": CLASSES, "geometry": "caffe",
+                        "width": WIDTH, **model},
+              "train_dataset": {"type": "SyntheticVOC", "dataset_root": str(tmp_path / "syn"),
+                                "num_classes": CLASSES}}
+    path = tmp_path / "ref.yml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def test_caffe_preprocessing_travels_to_deploy_yml_and_predict(tmp_path, capsys):
+    from paddle_fcn.data.io import read_label, write_image
+    from paddle_fcn.inference.cli import export_main, predict_main
+    from paddle_fcn.inference.export import read_deploy_info
+
+    src = _model()
+    image = np.random.default_rng(2).integers(0, 256, SIZE + (3,), dtype=np.uint8)
+    bgr = image[..., ::-1].astype(np.float32) - np.float32(CAFFE["mean"])  # by hand
+    want = _balance(src, [image])[0]
+    assert len(np.unique(want)) == CLASSES  # not a trivial comparison
+    weights = _write_caffemodel(_reference_layers(src), tmp_path / "fcn8s-heavy.caffemodel")
+    exported = str(tmp_path / "export")
+    config = _config(tmp_path, type="fcn8s_vgg16", learnable_skip_upsample=False)
+    assert export_main(["--config", config, "--model_path", str(weights),
+                        "--save_dir", exported]) == 0
+    info = read_deploy_info(exported)
+    assert info["normalization"] == CAFFE
+    write_image(str(tmp_path / "im.png"), image)
+    assert predict_main(["--model_path", exported, "--image_path", str(tmp_path / "im.png"),
+                         "--save_dir", str(tmp_path / "out"), "--no_progress"]) == 0
+    got = read_label(str(tmp_path / "out" / "pseudo_color_prediction" / "im.png"))
+    np.testing.assert_array_equal(got, want)
+    # an explicit config value that contradicts the weights' origin is an error
+    config = _config(tmp_path, type="fcn8s_vgg16", learnable_skip_upsample=False,
+                     normalization="imagenet")
+    assert export_main(["--config", config, "--model_path", str(weights),
+                        "--save_dir", str(tmp_path / "e2")]) == 2
+    err = capsys.readouterr().err
+    assert "model.normalization: the config says imagenet but the weights" in err
+    assert "trained with caffe input normalization" in err
+
+
+def test_checkpoints_store_the_normalization_and_training_uses_it(tmp_path):
+    from paddle_fcn.config import ConfigError, load_config
+    from paddle_fcn.engine.trainer import build_model_from_config
+    from paddle_fcn.models.origin import NORMALIZATION_KEY, model_state_dict
+
+    src = _model("fcn32s_vgg16")
+    weights = _write_caffemodel(_reference_layers(src), tmp_path / "fcn32s.caffemodel")
+    load_model_weights(src, weights)
+    paddle.save(model_state_dict(src), str(tmp_path / "model.pdparams"))
+    stored = paddle.load(str(tmp_path / "model.pdparams"))[NORMALIZATION_KEY].numpy()
+    np.testing.assert_array_equal(stored, [*CAFFE["mean"], 1, 1, 1, 1, 1])  # 1 = BGR
+    again = _model("fcn32s_vgg16", seed=3)
+    load_model_weights(again, tmp_path / "model.pdparams")
+    assert again.normalization == CAFFE
+    np.testing.assert_array_equal(_logits(again), _logits(src))
+    # staged: FCN-16s from that FCN-32s feeds its data the FCN-32s's way
+    cfg = load_config(_config(tmp_path, type="fcn16s_vgg16",
+                              init_from=str(tmp_path / "model.pdparams")))
+    assert build_model_from_config(cfg, CLASSES).normalization == CAFFE
+    # random weights: the config's value is applied; with weights it must agree
+    cfg = load_config(_config(tmp_path, normalization="caffe"))
+    assert build_model_from_config(cfg, CLASSES).normalization == CAFFE
+    cfg = load_config(_config(tmp_path, normalization="imagenet",
+                              init_from=str(tmp_path / "model.pdparams")))
+    with pytest.raises(ConfigError, match="says imagenet but the weights .*model.pdparams"):
+        build_model_from_config(cfg, CLASSES)
+
+
+def test_eval_tool_scores_a_caffemodel_with_caffe_preprocessing(tmp_path):
+    import json
+
+    from paddle_fcn.cli import eval_main
+    from paddle_fcn.data import build_dataset
+    from paddle_fcn.data.io import write_image, write_label
+    from paddle_fcn.engine.evaluate import evaluate
+
+    rng = np.random.default_rng(4)
+    root, src = tmp_path / "VOC2012", _model()
+    images = [rng.integers(0, 256, SIZE + (3,), dtype=np.uint8) for _ in range(2)]
+    for name, image, pred in zip("ab", images, _balance(src, images)):
+        assert len(np.unique(pred)) == CLASSES
+        write_image(str(root / "JPEGImages" / f"{name}.png"), image)  # lossless
+        label = np.where(rng.random(SIZE) < 0.7, pred, rng.integers(0, CLASSES, SIZE))
+        write_label(str(root / "SegmentationClass" / f"{name}.png"), label.astype(np.uint8))
+    (root / "ImageSets" / "Segmentation").mkdir(parents=True)
+    (root / "ImageSets" / "Segmentation" / "val.txt").write_text(
+        "JPEGImages/a.png SegmentationClass/a.png\nJPEGImages/b.png SegmentationClass/b.png\n")
+    weights = _write_caffemodel(_reference_layers(src), tmp_path / "fcn8s-heavy.caffemodel")
+    config = _config(tmp_path, type="fcn8s_vgg16", learnable_skip_upsample=False)
+    opts = ["val_dataset.type=PascalVOC", f"val_dataset.dataset_root={root}",
+            "val_dataset.mode=val", f"val_dataset.num_classes={CLASSES}"]
+    assert eval_main(["--config", config, "--model_path", str(weights), "--opts", *opts]) == 0
+    got = json.loads((tmp_path / "eval_metrics.json").read_text())
+    val = build_dataset({"type": "PascalVOC", "dataset_root": str(root), "mode": "val",
+                         "num_classes": CLASSES}, CAFFE, CLASSES)
+    want = evaluate(src, val, CLASSES, progress=False).metrics
+    assert got["mIoU"] == pytest.approx(want.mIoU, abs=1e-12) and 0.5 < want.mIoU < 1
+    imagenet = build_dataset({"type": "PascalVOC", "dataset_root": str(root), "mode": "val",
+                              "num_classes": CLASSES}, IMAGENET, CLASSES)
+    assert evaluate(src, imagenet, CLASSES, progress=False).metrics.mIoU != want.mIoU

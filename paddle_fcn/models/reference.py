@@ -25,7 +25,8 @@ import os
 
 import numpy as np
 
-from paddle_fcn.models.weights import WeightsError, load_weights, read_weights, set_normalization
+from paddle_fcn.models.origin import set_normalization
+from paddle_fcn.models.weights import WeightsError, load_weights, read_weights
 from paddle_fcn.normalization import CAFFE
 from paddle_fcn.upsample import BilinearUpsample, bilinear_kernel
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import paddle.nn as nn
 
-from paddle_fcn.models.weights import read_state_dict
+from paddle_fcn.models.origin import set_normalization
+from paddle_fcn.models.weights import read_weights
 
 __all__ = ["TransferReport", "transfer_weights"]
 
@@ -51,9 +52,11 @@ class TransferReport:
 def _source_state(source):
     if isinstance(source, nn.Layer):
         state = {k: np.asarray(v.numpy()) for k, v in source.state_dict().items()}
-        return state, f"{type(source).__name__} ({getattr(source, 'variant', '?')})"
+        return state, f"{type(source).__name__} ({getattr(source, 'variant', '?')})", \
+            source.normalization
     if isinstance(source, (str, os.PathLike)):
-        return read_state_dict(source), os.fspath(source)
+        state, normalization = read_weights(source)
+        return state, os.fspath(source), normalization
     raise TypeError(f"transfer_weights source must be a model or a .pdparams path, "
                     f"got {type(source).__name__}")
 
@@ -86,7 +89,7 @@ def transfer_weights(source, target):
     Returns (and prints) a ``TransferReport``. Raises ``ValueError`` naming the source if the
     two differ in number of classes or in backbone (key names or shapes under ``backbone.``).
     """
-    state, where = _source_state(source)
+    state, where, normalization = _source_state(source)
     targets = target.state_dict()
     _check_compatible(state, targets, where, target)
     report = TransferReport(source=where)
@@ -100,5 +103,6 @@ def transfer_weights(source, target):
             tensor.set_value(state[key].astype(dtype, copy=False))
             report.copied.append(key)
     report.unused = [k for k in state if k not in targets]
+    set_normalization(target, normalization)  # the source's weights were trained on its input
     print(report)
     return report

@@ -24,19 +24,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from paddle_fcn.normalization import CAFFE, IMAGENET, as_normalization
+from paddle_fcn.normalization import IMAGENET
 
 __all__ = [
-    "IMAGENET_NORMALIZATION", "NORMALIZATION_KEY", "WeightsError", "LoadReport",
-    "read_state_dict", "read_weights", "from_torchvision", "load_weights", "load_model_weights",
-    "model_state_dict", "set_normalization", "origin_normalization",
+    "IMAGENET_NORMALIZATION", "WeightsError", "LoadReport", "read_state_dict", "read_weights",
+    "from_torchvision", "load_weights", "load_model_weights", "check_num_classes",
 ]
 
 # Input statistics of torchvision / Paddle model-zoo ImageNet weights: RGB in [0, 1].
 IMAGENET_NORMALIZATION = dict(IMAGENET)
-# The entry of a saved model.pdparams that holds the model's normalisation (not a tensor; the
-# "@" keeps it apart from every parameter name).
-NORMALIZATION_KEY = "@normalization"
 
 TORCH_SUFFIXES = (".pth", ".pt", ".bin")
 PADDLE_SUFFIXES = (".pdparams",)
@@ -96,7 +92,7 @@ def read_state_dict(path):
 def read_weights(path, translate=True):
     """``(state, normalization)``: ``read_state_dict``'s state (``translate=False``: torch
     files as they are, without ``from_torchvision``) and the normalisation the file was trained
-    with (``origin_normalization``)."""
+    with (``origin.origin_normalization``)."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise WeightsError(f"weights file not found: {path}")
@@ -106,52 +102,19 @@ def read_weights(path, translate=True):
     elif suffix in TORCH_SUFFIXES:
         state = _read_torch(path)
     else:
+        caffe = (" (a Caffe .caffemodel loads as a trained model's --model_path or as VGG16's "
+                 "model.pretrained)" if suffix == ".caffemodel" else "")
         raise WeightsError(
-            f"unsupported weights file {path}: expected a Paddle {PADDLE_SUFFIXES[0]}, "
-            f"a PyTorch {'/'.join(TORCH_SUFFIXES)} or a Caffe .caffemodel file"
+            f"unsupported weights file {path}: expected a Paddle {PADDLE_SUFFIXES[0]} "
+            f"or a PyTorch {'/'.join(TORCH_SUFFIXES)} file{caffe}"
         )
-    stored = state.pop(NORMALIZATION_KEY, None) if isinstance(state, dict) else None
+    from paddle_fcn.models.origin import NORMALIZATION_KEY, origin_normalization  # imports this
+
     state = _as_numpy_state(state, path)
-    normalization = origin_normalization(path, stored)
+    normalization = origin_normalization(path, state.pop(NORMALIZATION_KEY, None))
     if translate and suffix in TORCH_SUFFIXES:
         state = from_torchvision(state)
     return state, normalization
-
-
-def origin_normalization(path, stored=None):
-    """The normalisation a weights file was trained with: the one it stores
-    (``NORMALIZATION_KEY``), else Caffe's for the reference nets' files (``.caffemodel``, and
-    wkentaro/pytorch-fcn's ``*_from_caffe.pth``, which are in torchvision layout and cannot be
-    told apart by their keys), else ImageNet's (model-zoo and torchvision files, and every
-    ``model.pdparams`` of earlier versions)."""
-    name = os.path.basename(os.fspath(path)).lower()
-    if stored is not None:
-        try:
-            return as_normalization(stored, f"{path}: {NORMALIZATION_KEY}")
-        except ValueError as e:
-            raise WeightsError(str(e)) from None
-    if name.endswith(".caffemodel") or "from_caffe" in name:
-        return dict(CAFFE)
-    return dict(IMAGENET)
-
-
-def model_state_dict(model):
-    """``model.state_dict()`` plus its normalisation under ``NORMALIZATION_KEY``: what
-    training saves as ``model.pdparams``, so that the file says how to feed it."""
-    state = dict(model.state_dict())
-    norm = as_normalization(model.normalization)
-    state[NORMALIZATION_KEY] = {"mean": list(norm["mean"]), "std": list(norm["std"]),
-                                "scale": norm["scale"], "channel_order": norm["channel_order"]}
-    return state
-
-
-def set_normalization(model, normalization):
-    """Set ``model.normalization`` (and its backbone's, which the FCN head copied)."""
-    norm = as_normalization(normalization)
-    model.normalization = norm
-    backbone = getattr(model, "backbone", None)
-    if backbone is not None and hasattr(backbone, "normalization"):
-        backbone.normalization = dict(norm)
 
 
 def _read_paddle(path):
@@ -319,8 +282,9 @@ def load_model_weights(model, path):
     difference names the first differing keys. Kernels of frozen upsamplers saved by earlier
     versions are checked and skipped (``models/legacy.py``).
     """
-    from paddle_fcn.models.legacy import drop_frozen_upsampler_kernels  # it imports this
     from paddle_fcn.models import reference
+    from paddle_fcn.models.legacy import drop_frozen_upsampler_kernels  # they import this
+    from paddle_fcn.models.origin import set_normalization
 
     path = _model_file(os.fspath(path))
     if path.lower().endswith(".caffemodel"):

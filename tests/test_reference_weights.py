@@ -50,7 +50,9 @@ def _reference_layers(model):
     return layers
 
 
-def _write_caffemodel(layers, path, v1=False, legacy_shape=False):
+def _write_caffemodel(layers, path, v1=False, legacy_shape=False, double=()):
+    """A .caffemodel of ``layers``: V2 ``layer`` or V1 ``layers``; blob shapes as ``shape`` or
+    the legacy num/channels/height/width; the layers named in ``double`` in ``double_data``."""
     net = caffe_messages()["NetParameter"](name="test-net")
     for name, blobs in layers.items():
         if v1:
@@ -65,7 +67,7 @@ def _write_caffemodel(layers, path, v1=False, legacy_shape=False):
                 proto.num, proto.channels, proto.height, proto.width = dims
             else:
                 proto.shape.dim.extend(blob.shape)
-            proto.data.extend(blob.ravel())
+            (proto.double_data if name in double else proto.data).extend(blob.ravel())
         if not v1:
             net.layer.add(name=name + "_relu", type="ReLU")  # no blobs: skipped
     with open(path, "wb") as f:
@@ -84,7 +86,7 @@ def _logits(model, seed=1):
 def test_caffemodel_round_trip_gives_the_same_logits(tmp_path, v1):
     src = _model(seed=0)
     path = _write_caffemodel(_reference_layers(src), tmp_path / "fcn8s.caffemodel", v1=v1,
-                             legacy_shape=v1)
+                             legacy_shape=v1, double=("conv1_1", "upscore8") if v1 else ())
     dst = _model(seed=5)
     assert dst.normalization == IMAGENET
     report = load_model_weights(dst, path)
@@ -327,3 +329,30 @@ def test_eval_tool_scores_a_caffemodel_with_caffe_preprocessing(tmp_path):
     imagenet = build_dataset({"type": "PascalVOC", "dataset_root": str(root), "mode": "val",
                               "num_classes": CLASSES}, IMAGENET, CLASSES)
     assert evaluate(src, imagenet, CLASSES, progress=False).metrics.mIoU != want.mIoU
+
+
+def test_origin_of_a_weights_file_decides_its_normalization(tmp_path):
+    from paddle_fcn.models.origin import NORMALIZATION_KEY, origin_normalization
+
+    assert origin_normalization("x/VGG_ILSVRC_16_layers.caffemodel") == CAFFE
+    assert origin_normalization("x/vgg16_from_caffe.pth") == CAFFE  # pytorch-fcn's, by name
+    assert origin_normalization("x/vgg16-397923af.pth") == IMAGENET  # torchvision's
+    assert origin_normalization("x/model.pdparams") == IMAGENET  # earlier versions' files
+    stored = np.array([1, 2, 3, 4, 5, 6, 255, 0], np.float64)
+    assert origin_normalization("x/model.pdparams", stored) == {
+        "mean": (1.0, 2.0, 3.0), "std": (4.0, 5.0, 6.0), "scale": 255.0, "channel_order": "RGB"}
+    with pytest.raises(WeightsError, match=f"m.pdparams: {NORMALIZATION_KEY} is not a norm"):
+        origin_normalization("m.pdparams", np.array([1, 2, 3], np.float64))
+
+
+def test_staged_training_starts_from_the_reference_fcn32s_file(tmp_path):
+    from paddle_fcn.models.staged import transfer_weights
+
+    src = _model("fcn32s_vgg16")
+    path = _write_caffemodel(_reference_layers(src), tmp_path / "fcn32s-heavy-pascal.caffemodel")
+    target = _model("fcn16s_vgg16", seed=8)
+    report = transfer_weights(str(path), target)
+    assert target.normalization == CAFFE
+    assert report.unused == ["upscore.up.weight"]  # FCN-16s has no x32 upsampler
+    for key, value in src.state_dict().items():
+        np.testing.assert_array_equal(target.state_dict()[key].numpy(), value.numpy())

@@ -31,7 +31,8 @@ from paddle_fcn.normalization import CAFFE
 from paddle_fcn.upsample import BilinearUpsample, bilinear_kernel
 
 __all__ = ["is_pytorch_fcn", "read_reference_layers", "reference_to_state",
-           "load_reference_weights", "caffe_vgg16_to_trunk", "trunk_layer_names"]
+           "load_reference_weights", "caffe_vgg16_to_trunk", "trunk_layer_names",
+           "reference_state"]
 
 _SCALE_LAYERS = ("scale_pool4", "scale_pool3")  # voc-fcn8s-atonce: fixed Scale on pool4, pool3
 
@@ -215,6 +216,25 @@ def load_reference_weights(model, path, state=None):
     set_normalization(model, CAFFE)
     report.normalization = model.normalization
     return report
+
+
+def reference_state(path, state=None):
+    """A reference file's layers under this package's keys, for staged training
+    (``staged.transfer_weights``, which copies what the target has): trunk ``backbone.<name>``,
+    score layers ``<name>``, upsampler kernels ``<name>.up.weight`` (a learnable upsampler's
+    key; a fixed one in the target has none and leaves it unused); at-once scales dropped."""
+    out = {}
+    for name, blobs in read_reference_layers(path, state).items():
+        if name in _SCALE_LAYERS:
+            continue
+        if name.startswith("upscore"):
+            out[f"{name}.up.weight"] = np.asarray(blobs[0], np.float32)
+            continue
+        prefix = "backbone." + name if name in trunk_layer_names() else name
+        for blob, kind in zip(blobs, ("weight", "bias")):
+            out[f"{prefix}.{kind}"] = np.asarray(blob, np.float32).reshape(
+                blob.shape if kind == "weight" else (-1,))
+    return out
 
 
 def caffe_vgg16_to_trunk(path):

@@ -17,7 +17,8 @@ import numpy as np
 import paddle.nn as nn
 
 from paddle_fcn.models.origin import set_normalization
-from paddle_fcn.models.weights import read_weights
+from paddle_fcn.models.weights import TORCH_SUFFIXES, from_torchvision, read_weights
+from paddle_fcn.normalization import CAFFE
 
 __all__ = ["TransferReport", "transfer_weights"]
 
@@ -55,8 +56,17 @@ def _source_state(source):
         return state, f"{type(source).__name__} ({getattr(source, 'variant', '?')})", \
             source.normalization
     if isinstance(source, (str, os.PathLike)):
-        state, normalization = read_weights(source)
-        return state, os.fspath(source), normalization
+        from paddle_fcn.models import reference  # it imports weights, as this module
+
+        path = os.fspath(source)
+        if path.lower().endswith(".caffemodel"):
+            return reference.reference_state(path), path, dict(CAFFE)
+        state, normalization = read_weights(path, translate=False)
+        if reference.is_pytorch_fcn(state):
+            return reference.reference_state(path, state), path, dict(CAFFE)
+        if path.lower().endswith(TORCH_SUFFIXES):
+            state = from_torchvision(state)
+        return state, path, normalization
     raise TypeError(f"transfer_weights source must be a model or a .pdparams path, "
                     f"got {type(source).__name__}")
 
@@ -83,8 +93,10 @@ def _check_compatible(state, targets, where, target):
 
 
 def transfer_weights(source, target):
-    """Initialise ``target`` (a freshly built FCN) from ``source`` (a trained FCN model, or
-    the path of its ``.pdparams`` state dict): copy every tensor whose name and shape match.
+    """Initialise ``target`` (a freshly built FCN) from ``source`` (a trained FCN model, the
+    path of its ``.pdparams`` state dict, or a reference net's ``.caffemodel`` / pytorch-fcn
+    ``.pth``, ``reference.reference_state``): copy every tensor whose name and shape match;
+    the target takes the source's input normalisation.
 
     Returns (and prints) a ``TransferReport``. Raises ``ValueError`` naming the source if the
     two differ in number of classes or in backbone (key names or shapes under ``backbone.``).

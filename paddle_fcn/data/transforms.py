@@ -197,13 +197,10 @@ class Normalize:
     """
 
     def __init__(self, mean=IMAGENET_MEAN, std=IMAGENET_STD, scale=255.0, channel_order="RGB"):
-        try:
-            self.norm = as_normalization({"mean": np.asarray(mean, np.float64).reshape(-1),
-                                          "std": np.asarray(std, np.float64).reshape(-1),
-                                          "scale": scale, "channel_order": channel_order},
-                                         "Normalize")
-        except ValueError as e:
-            raise ValueError(f"{e} (Normalize: mean and std need 3 values, std > 0)") from None
+        self.norm = as_normalization({"mean": np.asarray(mean, np.float64).reshape(-1),
+                                      "std": np.asarray(std, np.float64).reshape(-1),
+                                      "scale": scale, "channel_order": channel_order},
+                                     "Normalize")
         self.mean = np.asarray(self.norm["mean"], dtype=np.float32)
         self.std = np.asarray(self.norm["std"], dtype=np.float32)
 

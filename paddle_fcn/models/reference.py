@@ -13,9 +13,10 @@ Files (addresses in README, "Reference weights"):
   ``convolutionalize`` does; fc8 dropped). pytorch-fcn's ``vgg16_from_caffe.pth`` is in
   torchvision layout and goes the torchvision way (``VGG16Backbone.load_imagenet``).
 
-Layouts (``/work/shared/notes``-checked, as Caffe's ``base_conv_layer.cpp``): convolution
-``[out, in, kh, kw]`` and deconvolution ``[in, out, kh, kw]`` are Paddle's ``Conv2D`` and
-``Conv2DTranspose`` layouts; both are copied as they are (no transpose, no kernel flip).
+Layouts (Caffe's ``base_conv_layer.cpp``, ``deconv_layer.hpp``: deconvolution reverses the
+dimensions): convolution ``[out, in, kh, kw]`` and deconvolution ``[in, out, kh, kw]`` are
+Paddle's ``Conv2D`` and ``Conv2DTranspose`` layouts; both are copied as they are (no
+transpose, no kernel flip); InnerProduct ``[out, in]`` reshapes to the equivalent conv.
 A fixed upsampler of this package has no parameter, so its file kernel must be the bilinear
 one (``bilinear_kernel(k)`` on the class diagonal, zeros elsewhere) or the load is refused; a
 learnable one takes the file's kernel. Every one of these nets was trained on BGR 0-255 images

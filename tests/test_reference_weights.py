@@ -196,6 +196,11 @@ def test_pytorch_fcn_state_dict_round_trips(tmp_path):
     load_model_weights(dst, path)
     np.testing.assert_allclose(_logits(dst), _logits(src), rtol=1e-5, atol=1e-5)
     assert dst.normalization == CAFFE
+    # a checkpoint of pytorch-fcn's trainer wraps the state dict
+    torch.save({"epoch": 3, "iteration": 100, "model_state_dict": state}, tmp_path / "ck.pth")
+    again = _model("fcn16s_vgg16", seed=8)
+    load_model_weights(again, tmp_path / "ck.pth")
+    np.testing.assert_array_equal(_logits(again), _logits(dst))
 
 
 def test_pth_without_torch_says_how_to_get_it(tmp_path, monkeypatch):

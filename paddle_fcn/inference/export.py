@@ -9,9 +9,8 @@ An export directory holds::
                        an interrupted export)
     model.onnx         optional, ``export_onnx`` (needs ``pip install paddle2onnx``)
 
-The input is ``N x 3 x H x W`` float32, N, H and W dynamic: the image with the
-``normalization`` of ``deploy.yml`` applied (``paddle_fcn.normalization``: channel order, then
-``(pixel / scale - mean) / std``; RGB / 255 and ImageNet mean/std, or Caffe's BGR minus mean). The output depends on
+The input is ``N x 3 x H x W`` float32, N, H and W dynamic: the image normalised as the
+``normalization`` of ``deploy.yml`` says (``paddle_fcn.normalization``). The output depends on
 ``output_op``: ``none`` = logits ``N x C x H x W`` float32, ``softmax`` = probabilities
 ``N x C x H x W``, ``argmax`` = class indices ``N x H x W`` int32 (the op folded into the graph).
 Every export is checked: the saved graph, reloaded, must reproduce the eager model on an

@@ -83,8 +83,9 @@ def read_state_dict(path):
 
     ``.pdparams`` is read with ``paddle.load``; ``.pth``/``.pt``/``.bin`` with torch (if it is
     installed) and translated by ``from_torchvision``. A checkpoint dict wrapping the weights
-    under ``"state_dict"`` or ``"model"`` is unwrapped. Raises ``WeightsError`` naming ``path``
-    for a missing, unreadable or unsupported file, or one that holds no state dict.
+    under ``"state_dict"``, ``"model"`` or ``"model_state_dict"`` (pytorch-fcn's trainer) is
+    unwrapped. Raises ``WeightsError`` naming ``path`` for a missing, unreadable or
+    unsupported file, or one that holds no state dict.
     """
     return read_weights(path)[0]
 
@@ -147,7 +148,7 @@ def _as_numpy_state(obj, path):
     """Unwrap a checkpoint dict and convert every value to a numpy array."""
     if not isinstance(obj, dict):
         raise WeightsError(f"{path} holds a {type(obj).__name__}, not a state dict (key -> array)")
-    for wrapper in ("state_dict", "model"):
+    for wrapper in ("state_dict", "model", "model_state_dict"):
         if isinstance(obj.get(wrapper), dict):
             obj = obj[wrapper]
             break

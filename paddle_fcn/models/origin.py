@@ -14,7 +14,8 @@ from paddle_fcn.normalization import (CAFFE, IMAGENET, as_normalization, describ
                                       same_normalization)
 
 __all__ = ["NORMALIZATION_KEY", "origin_normalization", "model_state_dict",
-           "decode_normalization", "set_normalization", "check_stored_normalization"]
+           "decode_normalization", "set_normalization", "take_normalization",
+           "check_stored_normalization"]
 
 # The entry of a saved model.pdparams that holds the model's normalisation: float64
 # [mean (3), std (3), scale, 0 = RGB / 1 = BGR]; an array like every other entry, so that
@@ -72,6 +73,12 @@ def set_normalization(model, normalization):
     backbone = getattr(model, "backbone", None)
     if backbone is not None and hasattr(backbone, "normalization"):
         backbone.normalization = dict(norm)
+
+
+def take_normalization(model, normalization, source):
+    """``set_normalization`` from the weights file ``source`` and say so (load reports)."""
+    set_normalization(model, normalization)
+    print(f"  input normalization of {source}: {describe(model.normalization)}")
 
 
 def check_stored_normalization(stored, model, where, error):

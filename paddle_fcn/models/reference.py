@@ -26,7 +26,7 @@ import os
 
 import numpy as np
 
-from paddle_fcn.models.origin import set_normalization
+from paddle_fcn.models.origin import take_normalization
 from paddle_fcn.models.weights import WeightsError, load_weights, read_weights
 from paddle_fcn.normalization import CAFFE
 from paddle_fcn.upsample import BilinearUpsample, bilinear_kernel
@@ -214,7 +214,7 @@ def load_reference_weights(model, path, state=None):
     layers = read_reference_layers(path, state)
     _check_classes(model, layers, path)
     report = load_weights(model, reference_to_state(model, layers, path), path)
-    set_normalization(model, CAFFE)
+    take_normalization(model, CAFFE, path)
     report.normalization = model.normalization
     return report
 

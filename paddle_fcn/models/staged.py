@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import paddle.nn as nn
 
-from paddle_fcn.models.origin import set_normalization
+from paddle_fcn.models.origin import take_normalization
 from paddle_fcn.models.weights import TORCH_SUFFIXES, from_torchvision, read_weights
 from paddle_fcn.normalization import CAFFE
 
@@ -115,6 +115,6 @@ def transfer_weights(source, target):
             tensor.set_value(state[key].astype(dtype, copy=False))
             report.copied.append(key)
     report.unused = [k for k in state if k not in targets]
-    set_normalization(target, normalization)  # the source's weights were trained on its input
     print(report)
+    take_normalization(target, normalization, where)  # the source's weights were trained on it
     return report

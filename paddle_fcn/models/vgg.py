@@ -16,7 +16,7 @@ import paddle.nn.functional as F
 from paddle_fcn.models.weights import (
     IMAGENET_NORMALIZATION, WeightsError, load_weights, read_weights,
 )
-from paddle_fcn.normalization import CAFFE
+from paddle_fcn.normalization import CAFFE, describe
 
 __all__ = ["VGG16_SPEC", "GEOMETRIES", "VGG16Backbone", "ConvolutionalVGG", "convolutionalize",
            "fc_to_conv", "imagenet_to_trunk"]
@@ -131,6 +131,7 @@ class VGG16Backbone(nn.Layer):
             state = imagenet_to_trunk(state, path)
         report = load_weights(self, state, path)
         self.normalization = report.normalization = normalization
+        print(f"  input normalization of {path}: {describe(normalization)}")
         return report
 
 

@@ -285,7 +285,7 @@ def load_model_weights(model, path):
     """
     from paddle_fcn.models import reference
     from paddle_fcn.models.legacy import drop_frozen_upsampler_kernels  # they import this
-    from paddle_fcn.models.origin import set_normalization
+    from paddle_fcn.models.origin import take_normalization
 
     path = _model_file(os.fspath(path))
     if path.lower().endswith(".caffemodel"):
@@ -298,7 +298,7 @@ def load_model_weights(model, path):
     state = drop_frozen_upsampler_kernels(model, state, path)
     check_num_classes(model, state, path)
     report = load_weights(model, state, path)
-    set_normalization(model, normalization)
+    take_normalization(model, normalization, path)
     report.normalization = model.normalization
     return report
 

@@ -4,7 +4,7 @@ Layout of a run directory (``save_dir``)::
 
     iter_000200/              one complete checkpoint (written as .tmp-iter-*, then renamed)
         model.pdparams        model weights (structured names, as model.state_dict()) and the
-                              model's input normalisation (weights.NORMALIZATION_KEY)
+                              model's input normalisation (origin.NORMALIZATION_KEY)
         model.pdopt           optimizer state incl. the LR scheduler, keyed by structured names
         state.pkl             iteration, RNG states (python, numpy, paddle), config dict
     best_model/               the best weights by validation mIoU (written as .tmp-best-*)

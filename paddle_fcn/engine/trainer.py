@@ -37,8 +37,8 @@ from paddle_fcn.engine.optim import build_optimizer
 from paddle_fcn.engine.sampler import SeededDataset, StreamBatchSampler
 from paddle_fcn.engine.vdl import VDLLogger
 from paddle_fcn.models import build_model
-from paddle_fcn.models.staged import transfer_weights
 from paddle_fcn.models.origin import model_state_dict
+from paddle_fcn.models.staged import transfer_weights
 
 __all__ = ["TrainSummary", "TrainingDiverged", "train", "build_model_from_config"]
 

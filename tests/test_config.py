@@ -238,7 +238,7 @@ def test_explicit_normalize_is_refused_anywhere(tmp_path):
                                       f"mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5]}}"])
         assert f"train_dataset.transforms[{index}]: remove this Normalize" in msg
         assert "appended automatically from the model's normalization" in msg
-        assert "ImageNet mean/std" in msg
+        assert "it comes with the weights" in msg
     msg = _error(tmp_path, FULL, ["val_dataset.transforms=[{type: Normalize}]"])
     assert "val_dataset.transforms[0]: remove this Normalize" in msg
 

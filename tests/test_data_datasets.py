@@ -169,3 +169,22 @@ def test_build_dataset_types_and_errors(tmp_path):
         build_dataset(cfg, None, 5)
     with pytest.raises(DataError, match="needs file_list"):
         build_dataset(dict(cfg, type="Dataset"))
+
+
+def test_seg11valid_reads_the_papers_736_ids_and_names_a_missing_image(tmp_path):
+    from paddle_fcn.data.check import check_dataset
+    from paddle_fcn.data.voc import PACKAGE_SPLITS
+
+    with open(PACKAGE_SPLITS["seg11valid"]) as f:
+        ids = f.read().split()
+    assert len(ids) == len(set(ids)) == 736 and ids[0] == "2007_000033"
+    root = make_voc(str(tmp_path / "VOC2012"), {"train": ids[:3]}, [(6, 5)])  # 3 of 736 exist
+    ds = PascalVOC(root, "seg11valid")
+    assert len(ds) == 736 and ds.files[0] == (os.path.join(root, "JPEGImages", ids[0] + ".jpg"),
+                                              os.path.join(root, "SegmentationClass",
+                                                           ids[0] + ".png"))
+    np.testing.assert_array_equal(ds[2][1], sample(2, 6, 5)[1])
+    with pytest.raises(DataError, match=f"image file not found: .*{ids[3]}.jpg"):
+        ds[3]
+    with pytest.raises(DataError, match=rf"(?s)missing files \(1466\).*entry 4 .*{ids[3]}.jpg"):
+        check_dataset(ds, 21).raise_if_failed()

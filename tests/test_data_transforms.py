@@ -127,6 +127,28 @@ def test_normalize_values_and_layout():
     assert lab.dtype == np.int64 and lab.tolist() == label.tolist()
 
 
+def test_caffe_normalization_of_a_2x2_rgb_image_is_bgr_minus_mean():
+    from paddle_fcn.inference.predict import normalize
+    from paddle_fcn.normalization import CAFFE, IMAGENET, denormalize, mean_pixel
+
+    rgb = np.array([[[10, 20, 30], [40, 50, 60]], [[255, 128, 0], [1, 2, 3]]], np.uint8)
+    # by hand: channel 0 = B - 104.00699, 1 = G - 116.66877, 2 = R - 122.67892; no scaling
+    expected = np.array([
+        [[30 - 104.00699, 60 - 104.00699], [0 - 104.00699, 3 - 104.00699]],
+        [[20 - 116.66877, 50 - 116.66877], [128 - 116.66877, 2 - 116.66877]],
+        [[10 - 122.67892, 40 - 122.67892], [255 - 122.67892, 1 - 122.67892]]])
+    out, _ = build_transforms([], CAFFE)(rgb, np.zeros((2, 2), np.uint8))
+    np.testing.assert_allclose(out, expected, rtol=0, atol=2e-5)
+    np.testing.assert_array_equal(normalize(rgb, CAFFE)[0], out)  # predict's is the same
+    np.testing.assert_array_equal(denormalize(out, CAFFE), rgb)
+    np.testing.assert_allclose(mean_pixel(CAFFE), (122.67892, 116.66877, 104.00699))  # R, G, B
+    # ImageNet: exactly the (RGB / 255 - mean) / std of earlier versions
+    imagenet, _ = Normalize()(rgb, np.zeros((2, 2), np.uint8))
+    mean, std = np.float32(IMAGENET["mean"]), np.float32(IMAGENET["std"])
+    old = ((rgb.astype(np.float32) / 255.0 - mean) / std).transpose(2, 0, 1)
+    np.testing.assert_array_equal(imagenet, old)
+
+
 def test_build_transforms_appends_normalize_and_pads_with_mean():
     norm = {"mean": (0.4, 0.5, 0.6), "std": (0.2, 0.2, 0.2)}
     t = build_transforms([{"type": "RandomCrop", "crop_size": [8, 8]}], norm)

@@ -8,7 +8,8 @@ second one resumed from the first's checkpoint; then ``tools/eval.py`` and
 ``tools/predict.py`` on its best model; then 20 iterations with one image per step (a 20-step
 schedule with its warm-up, logging and evaluation points). Only what cannot exist here is
 overridden: the ImageNet weights (``model.pretrained=null``), the previous stage of staged
-training (``model.init_from=null``) and the data set's location. Every run is a subprocess
+training (``model.init_from=null``), the data set's location, and the paper's ``seg11valid``
+split (736 named VOC 2011 photos) by ``val``. Every run is a subprocess
 with a hard time limit, so a hang fails the test instead of stalling the suite.
 
 The VGG16 recipes skip the 20-step run: one step is a whole 500 x 375 photo through VGG16
@@ -60,6 +61,8 @@ def _data_opts(config, voc_root, tmp):
                      f"{key}.synthetic.num_train=6", f"{key}.synthetic.num_val=2"]
         else:
             opts.append(f"{key}.dataset_root={voc_root}")
+        if raw[key].get("mode") == "seg11valid":  # 736 named VOC 2011 photos: not in the tier
+            opts.append(f"{key}.mode=val")
     for key in ("pretrained", "init_from"):
         if key in raw["model"]:
             opts.append(f"model.{key}=null")

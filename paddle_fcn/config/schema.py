@@ -31,7 +31,7 @@ class SyntheticConfig:
 class DatasetConfig:
     type: str                           # SyntheticVOC | PascalVOC | Dataset
     dataset_root: str
-    mode: str = "train"                 # PascalVOC: train|val|trainval|trainaug
+    mode: str = "train"                 # PascalVOC: train|val|trainval|trainaug|seg11valid
     file_list: Optional[str] = None     # type Dataset: lines "image label"
     num_classes: Optional[int] = None
     class_names: Optional[List[str]] = None
@@ -48,6 +48,8 @@ class ModelConfig:
     num_classes: Optional[int] = None   # None -> train_dataset.num_classes (or the dataset)
     pretrained: Optional[str] = None    # ImageNet backbone weights file
     init_from: Optional[str] = None     # staged training: trained FCN-32s/16s model.pdparams
+    # None: the weights' own (imagenet, caffe); a name or {mean, std, scale, channel_order}
+    normalization: Optional[Any] = None
     options: Dict[str, Any] = field(default_factory=dict)
 
 
@@ -139,11 +141,11 @@ CHOICES = {
 }
 DATASET_MODES = {
     "SyntheticVOC": ("train", "val", "trainval", "trainaug"),  # trainaug: preset voc
-    "PascalVOC": ("train", "val", "trainval", "trainaug"),
+    "PascalVOC": ("train", "val", "trainval", "trainaug", "seg11valid"),
     "Dataset": ("train", "val"),
 }
 # ModelConfig's own keys; every other key under ``model:`` is a builder option.
-MODEL_FIELDS = ("type", "num_classes", "pretrained", "init_from")
+MODEL_FIELDS = ("type", "num_classes", "pretrained", "init_from", "normalization")
 
 
 # Single-value tests for RULES.

@@ -102,6 +102,13 @@ def validate_model(model, src):
     valid = {k: v for k, v in options.items() if k not in MODEL_FIELDS}
     check(model.pretrained is None or "pretrained" in options, src, "model.pretrained",
           f"model '{model.type}' takes no pretrained backbone weights")
+    if model.normalization is not None:
+        from paddle_fcn.normalization import as_normalization
+
+        try:
+            as_normalization(model.normalization, "")  # kept as written (a name stays a name)
+        except ValueError as err:
+            fail(src, "model.normalization", str(err).lstrip(": "))
     for key, value in model.options.items():
         if key not in valid:
             fail(src, f"model.{key}", f"unknown option for model '{model.type}'; "
@@ -135,8 +142,8 @@ def validate_transforms(ds, key, src):
                  f"valid: {', '.join(sorted(TRANSFORMS))}")
         check(name != "Normalize", src, where,
               "remove this Normalize: it is appended automatically from the model's "
-              "normalization (ImageNet mean/std for these backbones), which export and "
-              "predict use as well")
+              "normalization (it comes with the weights, or model.normalization), which "
+              "export and predict use as well")
         params = inspect.signature(TRANSFORMS[name]).parameters
         if any(p.kind is p.VAR_KEYWORD for p in params.values()):
             continue

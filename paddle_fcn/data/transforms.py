@@ -17,12 +17,14 @@ import inspect
 import cv2
 import numpy as np
 
+from paddle_fcn.normalization import IMAGENET, as_normalization, mean_pixel, normalize_image
+
 __all__ = ["Compose", "RandomScale", "RandomCrop", "RandomHorizontalFlip",
            "PhotometricDistortion", "Resize", "Normalize", "TRANSFORMS", "build_transforms",
            "IMAGENET_MEAN", "IMAGENET_STD"]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGENET_MEAN = IMAGENET["mean"]
+IMAGENET_STD = IMAGENET["std"]
 
 
 def _size_wh(size, name):
@@ -187,28 +189,30 @@ class Resize:
 
 
 class Normalize:
-    """uint8 RGB ``HW3`` -> float32 ``CHW`` ``(image / 255 - mean) / std``; label -> int64 ``HW``.
+    """uint8 RGB ``HW3`` -> float32 ``CHW`` network input; label -> int64 ``HW``.
 
-    ``mean``/``std`` are per RGB channel on the [0, 1] scale (ImageNet values by default, the
-    normalisation of every pretrained backbone here).
+    ``(pixel[channel_order] / scale - mean) / std`` (``paddle_fcn.normalization``): by default
+    the ImageNet convention, RGB ``(image / 255 - mean) / std``; the Caffe reference nets use
+    BGR, scale 1 and their mean, std 1. Appended from the model's ``normalization``.
     """
 
-    def __init__(self, mean=IMAGENET_MEAN, std=IMAGENET_STD):
-        self.mean = np.asarray(mean, dtype=np.float32).reshape(-1)
-        self.std = np.asarray(std, dtype=np.float32).reshape(-1)
-        if self.mean.shape != (3,) or self.std.shape != (3,) or np.any(self.std <= 0):
-            raise ValueError(f"Normalize: mean and std need 3 values, std > 0; got mean={mean},"
-                             f" std={std}")
+    def __init__(self, mean=IMAGENET_MEAN, std=IMAGENET_STD, scale=255.0, channel_order="RGB"):
+        self.norm = as_normalization({"mean": np.asarray(mean, np.float64).reshape(-1),
+                                      "std": np.asarray(std, np.float64).reshape(-1),
+                                      "scale": scale, "channel_order": channel_order},
+                                     "Normalize")
+        self.mean = np.asarray(self.norm["mean"], dtype=np.float32)
+        self.std = np.asarray(self.norm["std"], dtype=np.float32)
 
     def __call__(self, image, label):
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"Normalize expects an RGB HW3 image, got shape {image.shape}; "
                              f"Normalize must be the last transform")
-        img = (image.astype(np.float32) / 255.0 - self.mean) / self.std
-        return np.ascontiguousarray(img.transpose(2, 0, 1)), label.astype(np.int64)
+        return normalize_image(image, self.norm), label.astype(np.int64)
 
     def __repr__(self):
-        return f"Normalize(mean={self.mean.tolist()}, std={self.std.tolist()})"
+        return (f"Normalize(mean={self.mean.tolist()}, std={self.std.tolist()}, "
+                f"scale={self.norm['scale']}, channel_order={self.norm['channel_order']!r})")
 
 
 TRANSFORMS = {
@@ -250,17 +254,17 @@ def build_transforms(specs, normalization=None, ignore_index=255):
     default image padding of ``RandomCrop`` (None -> ImageNet values). A ``Normalize`` given in
     the specs is kept and must come last. ``ignore_index`` is RandomCrop's default label pad.
     """
-    norm = normalization or {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}
+    norm = as_normalization(normalization or IMAGENET)
     specs = list(specs or [])
     transforms = []
     for i, spec in enumerate(specs):
         if isinstance(spec, dict) and spec.get("type") == "RandomCrop":
             spec = {"ignore_index": ignore_index,
-                    "im_pad_value": [255.0 * m for m in norm["mean"]], **spec}
+                    "im_pad_value": list(mean_pixel(norm)), **spec}
         transforms.append(_build_one(spec, i))
     for i, t in enumerate(transforms[:-1]):
         if isinstance(t, Normalize):
             raise ValueError(f"transforms[{i}] Normalize must be the last transform")
     if not transforms or not isinstance(transforms[-1], Normalize):
-        transforms.append(Normalize(norm["mean"], norm["std"]))
+        transforms.append(Normalize(**norm))
     return Compose(transforms)

@@ -12,6 +12,9 @@ Expected VOC layout (``dataset_root`` is the ``VOC2012`` folder or any folder ho
       labels.txt                          optional: one class name per line
 
 Mode ``trainaug`` reads ``SegmentationClassAug``; the other modes read ``SegmentationClass``.
+Mode ``seg11valid`` is the FCN papers' 736-image validation split, shipped with this package
+(``data/splits/pascal_seg11valid.txt``, BSD-2, from fcn.berkeleyvision.org); its images and
+labels come from the VOC2012 folder like any split's.
 A split line may also hold two paths ``JPEGImages/x.jpg SegmentationClassAug/x.png`` relative
 to the VOC2012 folder (the form some published ``trainaug.txt`` files use).
 
@@ -29,6 +32,9 @@ from paddle_fcn.data.transforms import Normalize
 __all__ = ["SegDataset", "PascalVOC", "ListDataset", "collate_fn", "collate", "read_class_names"]
 
 IGNORE_INDEX = 255
+# Splits shipped with the package (mode -> file): the FCN reference split, see splits/README.md.
+PACKAGE_SPLITS = {"seg11valid": os.path.join(os.path.dirname(__file__), "splits",
+                                             "pascal_seg11valid.txt")}
 
 
 def read_class_names(path):
@@ -120,7 +126,9 @@ def find_voc_root(dataset_root):
 
 
 class PascalVOC(SegDataset):
-    """PASCAL VOC 2012 segmentation split (``train``, ``val``, ``trainval`` or ``trainaug``).
+    """PASCAL VOC 2012 segmentation split (``train``, ``val``, ``trainval``, ``trainaug``, or
+    ``seg11valid``: the FCN papers' 736 validation images, 63.6 / 65.0 / 65.5 mIoU for FCN-32s /
+    16s / 8s, from the split file in the package).
 
     ``num_classes`` defaults to the length of ``labels.txt`` when the data set has one, else
     21 with the VOC class names.
@@ -131,6 +139,7 @@ class PascalVOC(SegDataset):
         "val": "SegmentationClass",
         "trainval": "SegmentationClass",
         "trainaug": "SegmentationClassAug",
+        "seg11valid": "SegmentationClass",
     }
 
     def __init__(self, dataset_root, mode="train", transforms=None, num_classes=None,
@@ -139,7 +148,8 @@ class PascalVOC(SegDataset):
             raise DataError(f"PascalVOC mode {mode!r} is not one of {', '.join(self.MODES)}")
         self.root = find_voc_root(dataset_root)
         self.mode = mode
-        split = os.path.join(self.root, "ImageSets", "Segmentation", f"{mode}.txt")
+        split = PACKAGE_SPLITS.get(mode) or os.path.join(self.root, "ImageSets", "Segmentation",
+                                                         f"{mode}.txt")
         files = self._read_split(split, self.MODES[mode])
         num_classes, class_names = _resolve_class_names(
             num_classes, class_names, os.path.join(self.root, "labels.txt"), VOC_CLASSES)

@@ -3,7 +3,8 @@
 Layout of a run directory (``save_dir``)::
 
     iter_000200/              one complete checkpoint (written as .tmp-iter-*, then renamed)
-        model.pdparams        model weights (structured names, as model.state_dict())
+        model.pdparams        model weights (structured names, as model.state_dict()) and the
+                              model's input normalisation (origin.NORMALIZATION_KEY)
         model.pdopt           optimizer state incl. the LR scheduler, keyed by structured names
         state.pkl             iteration, RNG states (python, numpy, paddle), config dict
     best_model/               the best weights by validation mIoU (written as .tmp-best-*)
@@ -34,6 +35,8 @@ import numpy as np
 import paddle
 
 from paddle_fcn.models.legacy import drop_frozen_upsampler_kernels
+from paddle_fcn.models.origin import (NORMALIZATION_KEY, check_stored_normalization,
+                                      model_state_dict)
 
 __all__ = ["save_checkpoint", "load_checkpoint", "find_latest", "atomic_save",
            "atomic_write_text", "save_best_model", "read_best_metrics",
@@ -233,7 +236,7 @@ def save_checkpoint(save_dir, iteration, model, optimizer, extra, keep_max):
                  numpy_rng=np.random.get_state(), paddle_rng=paddle.get_rng_state())
 
     def write(tmp):
-        paddle.save(model.state_dict(), os.path.join(tmp, "model.pdparams"))
+        paddle.save(model_state_dict(model), os.path.join(tmp, "model.pdparams"))
         paddle.save(_rekey(optimizer.state_dict(), to_struct), os.path.join(tmp, "model.pdopt"))
         with open(os.path.join(tmp, "state.pkl"), "wb") as f:
             pickle.dump(state, f)
@@ -285,6 +288,8 @@ def load_checkpoint(path, model, optimizer):
         opt_state = paddle.load(os.path.join(ckpt, "model.pdopt"))
     except (OSError, EOFError, pickle.UnpicklingError, ValueError) as e:
         raise CheckpointError(f"checkpoint {ckpt!r} cannot be read: {e}") from e
+    check_stored_normalization(weights.pop(NORMALIZATION_KEY, None), model, ckpt,
+                               CheckpointError)
     weights = drop_frozen_upsampler_kernels(model, weights, ckpt, error=CheckpointError)
     own = model.state_dict()
     bad = [k for k in own if k not in weights or tuple(weights[k].shape) != tuple(own[k].shape)]

@@ -12,7 +12,7 @@ from paddle_fcn.data.io import DataError
 from paddle_fcn.engine.infer import predict_probs
 from paddle_fcn.metrics import ConfusionMatrix, SegMetrics
 
-__all__ = ["EvalResult", "evaluate", "load_trained_model"]
+__all__ = ["EvalResult", "evaluate", "load_trained_model", "apply_configured_normalization"]
 
 
 @dataclass
@@ -97,8 +97,31 @@ def load_trained_model(cfg, model_path):
 
     model = build_model(cfg.model.type, resolve_num_classes(cfg, None), **cfg.model.options)
     load_model_weights(model, model_path)
+    apply_configured_normalization(model, cfg, model_path)
     model.eval()
     return model
+
+
+def apply_configured_normalization(model, cfg, weights):
+    """Reconcile ``cfg.model.normalization`` with the model's, which its weights file
+    ``weights`` set (None: random weights). Unset in the config: the weights' stays. Set and
+    no weights: it is applied. Set and contradicting the weights': ``ConfigError``, since the
+    weights only work with the input they were trained on."""
+    from paddle_fcn.config import ConfigError
+    from paddle_fcn.models.origin import set_normalization
+    from paddle_fcn.normalization import describe, same_normalization
+
+    configured = cfg.model.normalization
+    if configured is None:
+        return
+    if not weights:
+        set_normalization(model, configured)
+    elif not same_normalization(configured, model.normalization):
+        raise ConfigError(
+            f"model.normalization: the config says {describe(configured)} but the weights "
+            f"{weights} were trained with {describe(model.normalization)} input "
+            f"normalization; remove model.normalization (it comes with the weights) or load "
+            f"other weights")
 
 
 def run_eval(cfg, model_path, check_data=True):

@@ -32,13 +32,14 @@ from paddle_fcn.engine.distributed import (all_reduce_sum, convert_sync_batchnor
                                            gather_rng_states, in_rank_order, micro_batch_weights,
                                            restore_rank_rng, sync_model_state, world_size)
 from paddle_fcn.engine.env import seed_everything, setup_device, world_info
-from paddle_fcn.engine.evaluate import evaluate
+from paddle_fcn.engine.evaluate import apply_configured_normalization, evaluate
 from paddle_fcn.engine.interrupt import TrainingInterrupted, critical, stop_on_signals
 from paddle_fcn.engine.loss import SegmentationLoss
 from paddle_fcn.engine.optim import build_optimizer
 from paddle_fcn.engine.sampler import SeededDataset, StreamBatchSampler
 from paddle_fcn.engine.vdl import VDLLogger
 from paddle_fcn.models import build_model
+from paddle_fcn.models.origin import model_state_dict
 from paddle_fcn.models.staged import transfer_weights
 
 __all__ = ["TrainSummary", "TrainingDiverged", "TrainingInterrupted", "train",
@@ -63,13 +64,15 @@ class TrainSummary:
 
 
 def build_model_from_config(cfg, num_classes):
-    """``build_model`` from ``cfg.model``, then ImageNet or staged (``init_from``) weights."""
+    """``build_model`` from ``cfg.model``, then ImageNet or staged (``init_from``) weights,
+    which set the model's normalisation (``model.normalization`` checked against the config's)."""
     options = dict(cfg.model.options)
     if cfg.model.pretrained:
         options["pretrained"] = cfg.model.pretrained
     model = build_model(cfg.model.type, num_classes, **options)
     if cfg.model.init_from:
         print(transfer_weights(cfg.model.init_from, model))
+    apply_configured_normalization(model, cfg, cfg.model.init_from or cfg.model.pretrained)
     return model
 
 
@@ -152,7 +155,7 @@ def _evaluate_and_keep_best(model, val_ds, num_classes, cfg, state, logger, it, 
     atomic_write_text(json.dumps(metrics, indent=2), os.path.join(cfg.save_dir, "metrics.json"))
     if better:
         with critical():  # a stop signal waits until the pair is on disk
-            save_best_model(cfg.save_dir, _bare(model).state_dict(), metrics)
+            save_best_model(cfg.save_dir, model_state_dict(_bare(model)), metrics)
     best = "none" if state["best_mIoU"] is None else f"{state['best_mIoU']:.4f}"
     tqdm.write(f"[eval] iter {it}: mIoU {miou:.4f} pixel_acc {result.metrics.pixel_acc:.4f} "
                f"(best {best} at iter {state['best_iter']}, {result.seconds:.1f} s)")

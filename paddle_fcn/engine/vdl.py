@@ -4,16 +4,9 @@ import os
 import numpy as np
 
 from paddle_fcn.data.palette import colorize
+from paddle_fcn.normalization import denormalize
 
 __all__ = ["VDLLogger", "sample_panel"]
-
-
-def denormalize(image_chw, normalization):
-    """Normalised float CHW -> uint8 HWC RGB, inverting ``(img/255 - mean) / std``."""
-    mean = np.asarray(normalization["mean"], np.float32)[:, None, None]
-    std = np.asarray(normalization["std"], np.float32)[:, None, None]
-    rgb = (image_chw * std + mean) * 255.0
-    return np.clip(rgb, 0, 255).astype(np.uint8).transpose(1, 2, 0)
 
 
 def sample_panel(image_chw, label, pred, normalization):

@@ -9,8 +9,8 @@ An export directory holds::
                        an interrupted export)
     model.onnx         optional, ``export_onnx`` (needs ``pip install paddle2onnx``)
 
-The input is ``N x 3 x H x W`` float32, N, H and W dynamic: RGB scaled to [0, 1] then
-``(x - mean) / std`` with the ``normalization`` of ``deploy.yml``. The output depends on
+The input is ``N x 3 x H x W`` float32, N, H and W dynamic: the image normalised as the
+``normalization`` of ``deploy.yml`` says (``paddle_fcn.normalization``). The output depends on
 ``output_op``: ``none`` = logits ``N x C x H x W`` float32, ``softmax`` = probabilities
 ``N x C x H x W``, ``argmax`` = class indices ``N x H x W`` int32 (the op folded into the graph).
 Every export is checked: the saved graph, reloaded, must reproduce the eager model on an
@@ -27,6 +27,7 @@ import paddle.nn.functional as F
 import yaml
 
 from paddle_fcn.engine.checkpoint import atomic_write_text
+from paddle_fcn.normalization import as_normalization
 
 __all__ = ["OUTPUT_OPS", "ExportError", "OutputOp", "export_model", "read_deploy_info",
            "model_files", "export_onnx", "ONNX_HINT"]
@@ -76,7 +77,7 @@ def model_files(model_dir):
 
 def read_deploy_info(model_dir):
     """The ``deploy.yml`` of an export directory as a dict (keys: model_type, num_classes,
-    class_names, normalization {mean, std}, output_op, input, output)."""
+    class_names, normalization {mean, std, scale, channel_order}, output_op, input, output)."""
     path = os.path.join(model_dir, DEPLOY_FILE)
     if not os.path.isfile(path):
         raise ExportError(f"{model_dir} has no {DEPLOY_FILE}: not an export of tools/export.py, "
@@ -87,6 +88,10 @@ def read_deploy_info(model_dir):
                if not isinstance(info, dict) or k not in info]
     if missing:
         raise ExportError(f"{path}: missing key(s) {', '.join(missing)}; export the model again")
+    try:
+        info["normalization"] = as_normalization(info["normalization"], f"{path}: normalization")
+    except ValueError as e:
+        raise ExportError(f"{e}; export the model again") from None
     if info["output_op"] not in OUTPUT_OPS:
         raise ExportError(f"{path}: output_op {info['output_op']!r} is not one of "
                           f"{', '.join(OUTPUT_OPS)}")
@@ -97,18 +102,26 @@ def _deploy_text(model_type, num_classes, class_names, normalization, output_op)
     out = {"none": "logits, float32 N x C x H x W",
            "softmax": "class probabilities, float32 N x C x H x W",
            "argmax": "class indices, int32 N x H x W"}[output_op]
+    norm = _normalization_record(normalization)
     info = {
         "model_type": model_type,
         "num_classes": int(num_classes),
         "class_names": [str(n) for n in class_names],
-        "normalization": {k: [float(v) for v in normalization[k]] for k in ("mean", "std")},
+        "normalization": norm,
         "output_op": output_op,
-        "input": "float32 N x 3 x H x W: RGB / 255, then (x - mean) / std per channel",
+        "input": f"float32 N x 3 x H x W: {norm['channel_order']} pixels / scale, then "
+                 f"(x - mean) / std per channel",
         "output": out,
         "paddle_version": paddle.__version__,
     }
     return ("# paddle_fcn export: read by paddle_fcn.inference.Predictor and tools/predict.py\n"
             + yaml.safe_dump(info, sort_keys=False, default_flow_style=None))
+
+
+def _normalization_record(normalization):
+    norm = as_normalization(normalization)
+    return {"mean": list(norm["mean"]), "std": list(norm["std"]), "scale": norm["scale"],
+            "channel_order": norm["channel_order"]}
 
 
 def _check_export(wrapper, path, output_op):

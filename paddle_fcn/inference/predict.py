@@ -30,6 +30,7 @@ from tqdm import tqdm
 from paddle_fcn.data.io import DataError, read_image, write_image, write_label
 from paddle_fcn.data.palette import colorize
 from paddle_fcn.inference.visualize import legend_image, overlay
+from paddle_fcn.normalization import normalize_image
 
 __all__ = ["IMAGE_EXTENSIONS", "PredictError", "PredictSummary", "collect_images",
            "normalize", "predict_images", "aggregates"]
@@ -115,12 +116,10 @@ def collect_images(image_path):
 
 
 def normalize(image, normalization):
-    """RGB uint8 ``H x W x 3`` -> ``1 x 3 x H x W`` float32 ``(image / 255 - mean) / std``
-    (the model's ``normalization``, the same as training's ``Normalize``)."""
-    mean = np.asarray(normalization["mean"], dtype=np.float32)
-    std = np.asarray(normalization["std"], dtype=np.float32)
-    x = (image.astype(np.float32) / 255.0 - mean) / std
-    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+    """RGB uint8 ``H x W x 3`` -> ``1 x 3 x H x W`` float32 network input with the model's
+    ``normalization`` (``paddle_fcn.normalization.normalize_image``, as training's
+    ``Normalize``: channel order, scale, mean, std)."""
+    return normalize_image(image, normalization)[None]
 
 
 def aggregates(test_cfg):

@@ -7,7 +7,7 @@ model maps ``N x 3 x H x W`` float32 (normalised RGB, see ``model.normalization`
 import inspect
 
 from paddle_fcn.models.vgg import convolutionalize
-from paddle_fcn.models.fcn_vgg import fcn8s_vgg16, fcn16s_vgg16, fcn32s_vgg16
+from paddle_fcn.models.fcn_vgg import fcn8s_atonce_vgg16, fcn8s_vgg16, fcn16s_vgg16, fcn32s_vgg16
 from paddle_fcn.models.resnet import (
     fcn8s_resnet18, fcn8s_resnet34, fcn8s_resnet50,
     fcn16s_resnet18, fcn16s_resnet34, fcn16s_resnet50,
@@ -19,6 +19,7 @@ MODELS = {
     "fcn32s_vgg16": fcn32s_vgg16,
     "fcn16s_vgg16": fcn16s_vgg16,
     "fcn8s_vgg16": fcn8s_vgg16,
+    "fcn8s_atonce_vgg16": fcn8s_atonce_vgg16,
     "fcn32s_resnet18": fcn32s_resnet18,
     "fcn16s_resnet18": fcn16s_resnet18,
     "fcn8s_resnet18": fcn8s_resnet18,

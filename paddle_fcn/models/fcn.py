@@ -136,7 +136,7 @@ class FCN(nn.Layer):
     """
 
     def __init__(self, backbone, num_classes, variant, geometry="aligned",
-                 learnable_upsample=False, learnable_skip_upsample=True):
+                 learnable_upsample=False, learnable_skip_upsample=True, skip_scales=(1.0, 1.0)):
         super().__init__()
         check_head_options(num_classes, variant, geometry, learnable_upsample=learnable_upsample,
                            learnable_skip_upsample=learnable_skip_upsample)
@@ -144,6 +144,8 @@ class FCN(nn.Layer):
         self.backbone = backbone
         self.normalization = backbone.normalization
         self.num_classes, self.variant, self.geometry = num_classes, variant, geometry
+        # fixed factors on the 1/16 and 1/8 features before scoring (FCN-8s at-once: 0.01, 1e-4)
+        self.skip_scales = tuple(float(s) for s in skip_scales)
         channels = backbone.out_channels
         pool3, pool4, top = backbone.skip_names
         pad = geometry == "aligned"  # caffe: unpadded transposed convs, then crop
@@ -217,10 +219,12 @@ class FCN(nn.Layer):
             return self.upscore(score, self.align.window("upscore", height, width))  # 1/1
         score = self.upscore2(score)  # 1/16
         h, w = score.shape[2], score.shape[3]
+        pool4 = pool4 * self.skip_scales[0] if self.skip_scales[0] != 1.0 else pool4
         score = score + crop(self.score_pool4(pool4), "score_pool4", h, w)  # fuse_pool4, 1/16
         if self.variant == "16s":
             return self.upscore16(score, self.align.window("upscore16", height, width))  # 1/1
         score = self.upscore_pool4(score)  # 1/8
         h, w = score.shape[2], score.shape[3]
+        pool3 = pool3 * self.skip_scales[1] if self.skip_scales[1] != 1.0 else pool3
         score = score + crop(self.score_pool3(pool3), "score_pool3", h, w)  # fuse_pool3, 1/8
         return self.upscore8(score, self.align.window("upscore8", height, width))  # 1/1

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import paddle.nn as nn
 
-from paddle_fcn.models.weights import read_state_dict
+from paddle_fcn.models.origin import take_normalization
+from paddle_fcn.models.weights import TORCH_SUFFIXES, from_torchvision, read_weights
+from paddle_fcn.normalization import CAFFE
 
 __all__ = ["TransferReport", "transfer_weights"]
 
@@ -51,9 +53,20 @@ class TransferReport:
 def _source_state(source):
     if isinstance(source, nn.Layer):
         state = {k: np.asarray(v.numpy()) for k, v in source.state_dict().items()}
-        return state, f"{type(source).__name__} ({getattr(source, 'variant', '?')})"
+        return state, f"{type(source).__name__} ({getattr(source, 'variant', '?')})", \
+            source.normalization
     if isinstance(source, (str, os.PathLike)):
-        return read_state_dict(source), os.fspath(source)
+        from paddle_fcn.models import reference  # it imports weights, as this module
+
+        path = os.fspath(source)
+        if path.lower().endswith(".caffemodel"):
+            return reference.reference_state(path), path, dict(CAFFE)
+        state, normalization = read_weights(path, translate=False)
+        if reference.is_pytorch_fcn(state):
+            return reference.reference_state(path, state), path, dict(CAFFE)
+        if path.lower().endswith(TORCH_SUFFIXES):
+            state = from_torchvision(state)
+        return state, path, normalization
     raise TypeError(f"transfer_weights source must be a model or a .pdparams path, "
                     f"got {type(source).__name__}")
 
@@ -80,13 +93,15 @@ def _check_compatible(state, targets, where, target):
 
 
 def transfer_weights(source, target):
-    """Initialise ``target`` (a freshly built FCN) from ``source`` (a trained FCN model, or
-    the path of its ``.pdparams`` state dict): copy every tensor whose name and shape match.
+    """Initialise ``target`` (a freshly built FCN) from ``source`` (a trained FCN model, the
+    path of its ``.pdparams`` state dict, or a reference net's ``.caffemodel`` / pytorch-fcn
+    ``.pth``, ``reference.reference_state``): copy every tensor whose name and shape match;
+    the target takes the source's input normalisation.
 
     Returns (and prints) a ``TransferReport``. Raises ``ValueError`` naming the source if the
     two differ in number of classes or in backbone (key names or shapes under ``backbone.``).
     """
-    state, where = _source_state(source)
+    state, where, normalization = _source_state(source)
     targets = target.state_dict()
     _check_compatible(state, targets, where, target)
     report = TransferReport(source=where)
@@ -101,4 +116,5 @@ def transfer_weights(source, target):
             report.copied.append(key)
     report.unused = [k for k in state if k not in targets]
     print(report)
+    take_normalization(target, normalization, where)  # the source's weights were trained on it
     return report

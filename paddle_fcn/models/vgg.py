@@ -7,13 +7,16 @@ conv. ``VGG16Backbone`` is the trunk of the FCN models with the paper's layer na
 ``convolutionalize`` turns a ``paddle.vision.models.vgg16()`` classifier into a fully
 convolutional net (seed 003). Both use ``fc_to_conv`` for the weight conversion.
 """
+import os
+
 import numpy as np
 import paddle.nn as nn
 import paddle.nn.functional as F
 
 from paddle_fcn.models.weights import (
-    IMAGENET_NORMALIZATION, WeightsError, load_weights, read_state_dict,
+    IMAGENET_NORMALIZATION, WeightsError, load_weights, read_weights,
 )
+from paddle_fcn.normalization import CAFFE, describe
 
 __all__ = ["VGG16_SPEC", "GEOMETRIES", "VGG16Backbone", "ConvolutionalVGG", "convolutionalize",
            "fc_to_conv", "imagenet_to_trunk"]
@@ -54,8 +57,10 @@ class VGG16Backbone(nn.Layer):
 
     skip_names = ("pool3", "pool4", "fc7")  # 1/8, 1/16, 1/32
 
-    def __init__(self, geometry="aligned", dropout=0.5):
+    def __init__(self, geometry="aligned", dropout=0.5, width=64):
         super().__init__()
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise ValueError(f"VGG16 width must be a positive int (64: VGG16), got {width!r}")
         if geometry not in GEOMETRIES:
             raise ValueError(f"VGG16 geometry must be one of {GEOMETRIES}, got {geometry!r}")
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) \
@@ -67,8 +72,9 @@ class VGG16Backbone(nn.Layer):
         self.out_channels = {}
         self._trunk = []  # conv1_1 ... pool5 in order
         channels, block, index = 3, 1, 1
-        for width in VGG16_SPEC:
-            if width == "M":
+        fc_channels = 64 * width  # 4096; width < 64 only for tests and small experiments
+        for spec in VGG16_SPEC:
+            if spec == "M":
                 name = f"pool{block}"
                 layer = nn.MaxPool2D(2, stride=2, ceil_mode=caffe)  # 1/2**block
                 self.out_channels[name] = channels
@@ -76,16 +82,18 @@ class VGG16Backbone(nn.Layer):
             else:
                 name = f"conv{block}_{index}"
                 pad = CAFFE_INPUT_PAD if caffe and name == "conv1_1" else 1
-                layer = nn.Conv2D(channels, width, 3, padding=pad, weight_attr=_he_init())
-                channels, index = width, index + 1
+                out = spec * width // 64
+                layer = nn.Conv2D(channels, out, 3, padding=pad, weight_attr=_he_init())
+                channels, index = out, index + 1
             self.add_sublayer(name, layer)
             self._trunk.append(name)
-        self.fc6 = nn.Conv2D(channels, 4096, FC6_KERNEL, padding=0 if caffe else FC6_KERNEL // 2,
+        self.fc6 = nn.Conv2D(channels, fc_channels, FC6_KERNEL,
+                             padding=0 if caffe else FC6_KERNEL // 2,
                              weight_attr=_he_init())  # 1/32
         self.drop6 = nn.Dropout(dropout)
-        self.fc7 = nn.Conv2D(4096, 4096, 1, weight_attr=_he_init())  # 1/32
+        self.fc7 = nn.Conv2D(fc_channels, fc_channels, 1, weight_attr=_he_init())  # 1/32
         self.drop7 = nn.Dropout(dropout)
-        self.out_channels.update(fc6=4096, fc7=4096)
+        self.out_channels.update(fc6=fc_channels, fc7=fc_channels)
 
     def forward(self, x):
         features = {}
@@ -108,12 +116,23 @@ class VGG16Backbone(nn.Layer):
         return [getattr(self, n) for n in names[: names.index(name) + 1]]
 
     def load_imagenet(self, path):
-        """Load ``paddle.vision.models.vgg16`` ImageNet weights (``.pdparams``, or a torchvision
-        ``.pth`` read by ``weights.read_state_dict``) into conv1_1 ... fc7; the 1000-way
-        classifier.6 is not used. Returns the ``LoadReport``; raises ``WeightsError`` naming
-        the file and key for anything that does not fit."""
-        state = imagenet_to_trunk(read_state_dict(path), path)
-        return load_weights(self, state, path)
+        """Load ImageNet VGG16 weights into conv1_1 ... fc7 and set ``normalization`` to
+        theirs: ``paddle.vision.models.vgg16`` ``.pdparams`` or a torchvision ``.pth`` (ImageNet
+        normalisation; pytorch-fcn's ``vgg16_from_caffe.pth``, same keys, Caffe's), or Caffe's
+        ``VGG_ILSVRC_16_layers.caffemodel`` (``models/reference.py``). The 1000-way classifier
+        is not used. Returns the ``LoadReport``; raises ``WeightsError`` naming the file and
+        key for anything that does not fit."""
+        if os.fspath(path).lower().endswith(".caffemodel"):
+            from paddle_fcn.models.reference import caffe_vgg16_to_trunk  # it imports this
+
+            state, normalization = caffe_vgg16_to_trunk(path), dict(CAFFE)
+        else:
+            state, normalization = read_weights(path)
+            state = imagenet_to_trunk(state, path)
+        report = load_weights(self, state, path)
+        self.normalization = report.normalization = normalization
+        print(f"  input normalization of {path}: {describe(normalization)}")
+        return report
 
 
 def _spec_conv_names():

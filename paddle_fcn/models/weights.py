@@ -8,6 +8,13 @@ Two kinds of files are loaded:
   (``fc.*``) has no counterpart in a segmentation backbone and is allowed to stay unused.
 * Trained segmentation models (``load_model_weights``): the ``model.pdparams`` written by
   training, loaded strictly; a file trained for another number of classes is named as such.
+  The reference nets' own files (Caffe ``.caffemodel``, pytorch-fcn ``.pth``) load through
+  ``models/reference.py``.
+
+Every file also says how its inputs are normalised (``paddle_fcn.normalization``): a
+``model.pdparams`` written here stores the model's normalisation under ``NORMALIZATION_KEY``
+(a file without it was trained with ImageNet's, the only one earlier versions knew); Caffe and
+pytorch-fcn files are Caffe's. Loading sets ``model.normalization`` from the file.
 
 Nothing is half-loaded: every key, shape and dtype is checked before the first value is set.
 """
@@ -17,13 +24,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from paddle_fcn.normalization import IMAGENET
+
 __all__ = [
-    "IMAGENET_NORMALIZATION", "WeightsError", "LoadReport", "read_state_dict", "from_torchvision",
-    "load_weights", "load_model_weights",
+    "IMAGENET_NORMALIZATION", "WeightsError", "LoadReport", "read_state_dict", "read_weights",
+    "from_torchvision", "load_weights", "load_model_weights", "check_num_classes",
 ]
 
 # Input statistics of torchvision / Paddle model-zoo ImageNet weights: RGB in [0, 1].
-IMAGENET_NORMALIZATION = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+IMAGENET_NORMALIZATION = dict(IMAGENET)
 
 TORCH_SUFFIXES = (".pth", ".pt", ".bin")
 PADDLE_SUFFIXES = (".pdparams",)
@@ -47,6 +56,7 @@ class LoadReport:
     unexpected: list = field(default_factory=list)
     mismatched: list = field(default_factory=list)
     source: str = ""
+    normalization: dict = None  # the file's input normalisation, set on the model
 
     def __str__(self):
         source = f" from {self.source}" if self.source else ""
@@ -73,9 +83,17 @@ def read_state_dict(path):
 
     ``.pdparams`` is read with ``paddle.load``; ``.pth``/``.pt``/``.bin`` with torch (if it is
     installed) and translated by ``from_torchvision``. A checkpoint dict wrapping the weights
-    under ``"state_dict"`` or ``"model"`` is unwrapped. Raises ``WeightsError`` naming ``path``
-    for a missing, unreadable or unsupported file, or one that holds no state dict.
+    under ``"state_dict"``, ``"model"`` or ``"model_state_dict"`` (pytorch-fcn's trainer) is
+    unwrapped. Raises ``WeightsError`` naming ``path`` for a missing, unreadable or
+    unsupported file, or one that holds no state dict.
     """
+    return read_weights(path)[0]
+
+
+def read_weights(path, translate=True):
+    """``(state, normalization)``: ``read_state_dict``'s state (``translate=False``: torch
+    files as they are, without ``from_torchvision``) and the normalisation the file was trained
+    with (``origin.origin_normalization``)."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise WeightsError(f"weights file not found: {path}")
@@ -85,12 +103,19 @@ def read_state_dict(path):
     elif suffix in TORCH_SUFFIXES:
         state = _read_torch(path)
     else:
+        caffe = (" (a Caffe .caffemodel loads as a trained model's --model_path or as VGG16's "
+                 "model.pretrained)" if suffix == ".caffemodel" else "")
         raise WeightsError(
             f"unsupported weights file {path}: expected a Paddle {PADDLE_SUFFIXES[0]} "
-            f"or a PyTorch {'/'.join(TORCH_SUFFIXES)} file"
+            f"or a PyTorch {'/'.join(TORCH_SUFFIXES)} file{caffe}"
         )
+    from paddle_fcn.models.origin import NORMALIZATION_KEY, origin_normalization  # imports this
+
     state = _as_numpy_state(state, path)
-    return from_torchvision(state) if suffix in TORCH_SUFFIXES else state
+    normalization = origin_normalization(path, state.pop(NORMALIZATION_KEY, None))
+    if translate and suffix in TORCH_SUFFIXES:
+        state = from_torchvision(state)
+    return state, normalization
 
 
 def _read_paddle(path):
@@ -123,7 +148,7 @@ def _as_numpy_state(obj, path):
     """Unwrap a checkpoint dict and convert every value to a numpy array."""
     if not isinstance(obj, dict):
         raise WeightsError(f"{path} holds a {type(obj).__name__}, not a state dict (key -> array)")
-    for wrapper in ("state_dict", "model"):
+    for wrapper in ("state_dict", "model", "model_state_dict"):
         if isinstance(obj.get(wrapper), dict):
             obj = obj[wrapper]
             break
@@ -248,18 +273,38 @@ def _kind(dtype):
 
 
 def load_model_weights(model, path):
-    """Load trained full-model weights strictly; returns the ``LoadReport``.
+    """Load trained full-model weights strictly and set ``model.normalization`` from the file;
+    returns the ``LoadReport`` (``report.normalization``).
 
     ``path`` is a ``model.pdparams`` file (training writes ``DIR/best_model/model.pdparams``)
-    or a checkpoint directory that contains one. A file trained for another number of classes
-    raises ``WeightsError`` saying so; any other difference names the first differing keys.
-    Kernels of frozen upsamplers saved by earlier versions are checked and skipped
-    (``models/legacy.py``).
+    or a checkpoint directory that contains one, or a reference net's own file: a Caffe
+    ``.caffemodel`` or a wkentaro/pytorch-fcn ``.pth`` (``models/reference.py``). A file
+    trained for another number of classes raises ``WeightsError`` saying so; any other
+    difference names the first differing keys. Kernels of frozen upsamplers saved by earlier
+    versions are checked and skipped (``models/legacy.py``).
     """
-    from paddle_fcn.models.legacy import drop_frozen_upsampler_kernels  # it imports this
+    from paddle_fcn.models import reference
+    from paddle_fcn.models.legacy import drop_frozen_upsampler_kernels  # they import this
+    from paddle_fcn.models.origin import take_normalization
 
     path = _model_file(os.fspath(path))
-    state = drop_frozen_upsampler_kernels(model, read_state_dict(path), path)
+    if path.lower().endswith(".caffemodel"):
+        return reference.load_reference_weights(model, path)
+    state, normalization = read_weights(path, translate=False)
+    if reference.is_pytorch_fcn(state):
+        return reference.load_reference_weights(model, path, state)
+    if os.path.splitext(path)[1].lower() in TORCH_SUFFIXES:
+        state = from_torchvision(state)
+    state = drop_frozen_upsampler_kernels(model, state, path)
+    check_num_classes(model, state, path)
+    report = load_weights(model, state, path)
+    take_normalization(model, normalization, path)
+    report.normalization = model.normalization
+    return report
+
+
+def check_num_classes(model, state, path):
+    """``WeightsError`` saying so when ``state`` scores another number of classes."""
     targets = model.state_dict()
     for key in targets:
         if key in state and any(key == k or key.endswith("." + k) for k in CLASSIFIER_KEYS):
@@ -269,7 +314,6 @@ def load_model_weights(model, path):
                     f"weights file {path} was trained for {file_shape[0]} classes "
                     f"({key} {list(file_shape)}) but the model has {model_shape[0]}"
                 )
-    return load_weights(model, state, path)
 
 
 def _model_file(path):

@@ -1,0 +1,95 @@
+"""Where weights come from, as far as their input is concerned: the normalisation a weights
+file was trained with, and how a ``model.pdparams`` written here stores it.
+
+``origin_normalization`` decides it for a file; ``model_state_dict`` writes it into the state
+dict training saves; ``set_normalization`` puts it on a model. The policy itself (what a
+normalisation is and does) lives in ``paddle_fcn.normalization``.
+"""
+import os
+
+import numpy as np
+
+from paddle_fcn.models.weights import WeightsError, _to_numpy
+from paddle_fcn.normalization import (CAFFE, IMAGENET, as_normalization, describe,
+                                      same_normalization)
+
+__all__ = ["NORMALIZATION_KEY", "origin_normalization", "model_state_dict",
+           "decode_normalization", "set_normalization", "take_normalization",
+           "check_stored_normalization"]
+
+# The entry of a saved model.pdparams that holds the model's normalisation: float64
+# [mean (3), std (3), scale, 0 = RGB / 1 = BGR]; an array like every other entry, so that
+# tools treating the file as a plain state dict keep working. "@" is in no parameter name.
+NORMALIZATION_KEY = "@normalization"
+_ORDERS = ("RGB", "BGR")
+
+
+def origin_normalization(path, stored=None):
+    """The normalisation a weights file was trained with: the one it stores
+    (``NORMALIZATION_KEY``), else Caffe's for the reference nets' files (``.caffemodel``, and
+    wkentaro/pytorch-fcn's ``*_from_caffe.pth``, which are in torchvision layout and cannot be
+    told apart by their keys), else ImageNet's (model-zoo and torchvision files, and every
+    ``model.pdparams`` of earlier versions)."""
+    name = os.path.basename(os.fspath(path)).lower()
+    if stored is not None:
+        return decode_normalization(stored, path)
+    if name.endswith(".caffemodel") or "from_caffe" in name:
+        return dict(CAFFE)
+    return dict(IMAGENET)
+
+
+def model_state_dict(model):
+    """``model.state_dict()`` plus its normalisation under ``NORMALIZATION_KEY``: what
+    training saves as ``model.pdparams``, so that the file says how to feed it."""
+    import paddle
+
+    state = dict(model.state_dict())
+    if hasattr(model, "normalization"):
+        norm = as_normalization(model.normalization)
+        state[NORMALIZATION_KEY] = paddle.to_tensor(np.array(  # a Tensor, as the others
+            [*norm["mean"], *norm["std"], norm["scale"], _ORDERS.index(norm["channel_order"])],
+            dtype=np.float64))
+    return state
+
+
+def decode_normalization(stored, path):
+    """The normalisation dict of a ``NORMALIZATION_KEY`` entry; ``WeightsError`` naming
+    ``path`` for anything else."""
+    values = np.asarray(_to_numpy(stored), dtype=np.float64).reshape(-1)
+    try:
+        if values.size != 8 or values[7] not in (0, 1):
+            raise ValueError(f"expected 8 values [mean, std, scale, 0|1], got {values.tolist()}")
+        return as_normalization({"mean": values[:3], "std": values[3:6], "scale": values[6],
+                                 "channel_order": _ORDERS[int(values[7])]}, "")
+    except ValueError as e:
+        raise WeightsError(f"{path}: {NORMALIZATION_KEY} is not a normalization: "
+                           f"{str(e).lstrip(': ')}") from None
+
+
+def set_normalization(model, normalization):
+    """Set ``model.normalization`` (and its backbone's, which the FCN head copied)."""
+    norm = as_normalization(normalization)
+    model.normalization = norm
+    backbone = getattr(model, "backbone", None)
+    if backbone is not None and hasattr(backbone, "normalization"):
+        backbone.normalization = dict(norm)
+
+
+def take_normalization(model, normalization, source):
+    """``set_normalization`` from the weights file ``source`` and say so (load reports)."""
+    set_normalization(model, normalization)
+    print(f"  input normalization of {source}: {describe(model.normalization)}")
+
+
+def check_stored_normalization(stored, model, where, error):
+    """Raise ``error`` unless the ``NORMALIZATION_KEY`` entry ``stored`` of a checkpoint
+    (None: written before it was stored, so ImageNet's) is ``model.normalization``, the one the
+    model built from the config feeds its data with (models without one are not checked)."""
+    if not hasattr(model, "normalization"):
+        return
+    stored = decode_normalization(stored, where) if stored is not None else "imagenet"
+    if not same_normalization(stored, model.normalization):
+        raise error(
+            f"checkpoint {where!r} was trained with {describe(stored)} input normalization, but "
+            f"the model built from the config uses {describe(model.normalization)}; resume with "
+            f"the config (model.pretrained / init_from / normalization) it was trained with")

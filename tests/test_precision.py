@@ -74,15 +74,18 @@ def trained(tiny):
     return dict(tiny, ckpt=ckpt, cfg=cfg)
 
 
-def _val_images(cfg, normalization):
-    return [np.asarray(image)[None] for image, _ in
-            build_dataset(cfg.val_dataset, normalization, 6)]
-
-
-def _agreement(folder_a, folder_b, images, precision_b, device="cpu"):
-    a = Predictor(folder_a, device)
-    b = Predictor(folder_b, device, precision=precision_b)
-    same = [(a.predict(x).argmax(1) == b.predict(x).argmax(1)).mean() for x in images]
+def _agreement_after_export(run, tmp_path, precision, device, extra=()):
+    """Export ``run``'s trained checkpoint at fp32 and at ``precision`` with tools/export.py;
+    the fraction of the val split's pixels whose predicted class the two share."""
+    for p in ("fp32", precision):
+        assert export_main(["--config", run["config"], "--model_path", run["ckpt"],
+                            "--save_dir", str(tmp_path / p), "--device", device,
+                            "--precision", p, *extra]) == 0
+    assert read_deploy_info(str(tmp_path / precision))["precision"] == precision
+    a, b = (Predictor(str(tmp_path / p), device) for p in ("fp32", precision))
+    images = build_dataset(run["cfg"].val_dataset, a.normalization, 6)
+    same = [(a.predict(x[None]).argmax(1) == b.predict(x[None]).argmax(1)).mean()
+            for x, _ in images]
     return float(np.mean(same))
 
 
@@ -139,14 +142,7 @@ def test_bf16_without_the_instruction_set_is_a_clear_error(tiny, tmp_path, capsy
 
 @pytest.mark.skipif(not CPU_BF16, reason=NO_BF16)
 def test_bf16_export_masks_agree_with_fp32(trained, tmp_path):
-    cfg = trained["cfg"]
-    for precision in ("fp32", "bf16"):
-        assert export_main(["--config", trained["config"], "--model_path", trained["ckpt"],
-                            "--save_dir", str(tmp_path / precision), "--device", "cpu",
-                            "--precision", precision]) == 0
-    assert read_deploy_info(str(tmp_path / "bf16"))["precision"] == "bf16"
-    images = _val_images(cfg, Predictor(str(tmp_path / "fp32"), "cpu").normalization)
-    assert _agreement(str(tmp_path / "fp32"), str(tmp_path / "bf16"), images, None) >= 0.99
+    assert _agreement_after_export(trained, tmp_path, "bf16", "cpu") >= 0.99
 
 
 def test_int8_calibration_needs_images(tiny, tmp_path, capsys):
@@ -203,23 +199,10 @@ def test_compare_outputs_tolerances():
 
 @pytest.mark.skipif(not HAS_TRT, reason="no GPU with TensorRT: GPU int8 is TensorRT's")
 def test_gpu_int8_masks_agree_with_fp32(trained, tmp_path):
-    cfg = trained["cfg"]
-    for precision in ("fp32", "int8"):
-        assert export_main(["--config", trained["config"], "--model_path", trained["ckpt"],
-                            "--save_dir", str(tmp_path / precision), "--device", "gpu",
-                            "--precision", precision, "--calib_images", "12"]) == 0
-    images = _val_images(cfg, Predictor(str(tmp_path / "fp32"), "gpu").normalization)
-    assert _agreement(str(tmp_path / "fp32"), str(tmp_path / "int8"), images, None,
-                      "gpu") >= 0.97
+    agree = _agreement_after_export(trained, tmp_path, "int8", "gpu", ["--calib_images", "12"])
+    assert agree >= 0.97
 
 
 @pytest.mark.skipif(not HAS_GPU, reason="no GPU: bf16 maps to fp16 on GPUs")
 def test_gpu_fp16_masks_agree_with_fp32(trained, tmp_path):
-    cfg = trained["cfg"]
-    for precision in ("fp32", "bf16"):
-        assert export_main(["--config", trained["config"], "--model_path", trained["ckpt"],
-                            "--save_dir", str(tmp_path / precision), "--device", "gpu",
-                            "--precision", precision]) == 0
-    images = _val_images(cfg, Predictor(str(tmp_path / "fp32"), "gpu").normalization)
-    assert _agreement(str(tmp_path / "fp32"), str(tmp_path / "bf16"), images, None,
-                      "gpu") >= 0.99
+    assert _agreement_after_export(trained, tmp_path, "bf16", "gpu") >= 0.99

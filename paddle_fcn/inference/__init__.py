@@ -1,5 +1,6 @@
 """Deployment: export (``paddle.jit.save`` + deploy.yml), the Paddle Inference ``Predictor``
-(oneDNN on all physical cores; fp32, bf16 or int8, see ``precision.py``), prediction to palette PNG masks, and FLOP/peak counting.
+(oneDNN on all physical cores; fp32, bf16 or int8, see ``precision.py``), prediction to
+palette PNG masks, and FLOP/peak counting.
 
 Importing this package imports ``paddle_fcn`` first, whose CPU thread settings must be in
 place before Paddle loads.

@@ -160,8 +160,9 @@ def _torch_peer(x, repeat, warmup):
     rows = {"torch fp32": _median(fp32, repeat, warmup)}
     if any(f in cpu_flags() for f in BF16_FLAGS):
         rows["torch bf16 autocast"] = _median(bf16, repeat, warmup)
-    else:  # no native bf16: fallback kernels, many times slower; one run shows it
-        rows["torch bf16 autocast"] = _median(bf16, 1, 0)
+    else:  # fallback kernels: on an AVX2 EPYC one 64 x 64 image took 3.4 s (fp32 0.09 s)
+        rows["torch bf16 autocast"] = ("not timed: no native bf16 on this CPU, where torch's "
+                                       "bf16 kernels are ~40x slower than fp32")
     return rows
 
 
@@ -250,8 +251,6 @@ def _print(speeds, mious, size):
         peer = speeds.get("torch bf16 autocast")
         if name == "predictor bf16" and isinstance(s, float) and isinstance(peer, float):
             notes.append(f"faster than torch bf16 autocast: {'met' if s < peer else 'MISSED'}")
-        if name == "torch bf16 autocast" and not any(f in cpu_flags() for f in BF16_FLAGS):
-            notes.append("1 run: no native bf16 here (slow fallback kernels)")
         if name == "int8 simulated" and isinstance(m, float) and isinstance(fp32_miou, float):
             ok = abs(100 * (m - fp32_miou)) <= GOALS["int8"][1]
             notes.append(f"accuracy goal |d mIoU| <= {GOALS['int8'][1]}: "

@@ -24,6 +24,7 @@ developed on): TensorRT's calibration runs at export over ``calib_images`` train
 and leaves its table in ``_opt_cache/`` of the export, which the predictor reads.
 """
 import dataclasses
+import itertools
 import os
 
 import numpy as np
@@ -136,15 +137,17 @@ def calibrate(model_dir, batches, device="gpu"):
     Returns the number of batches. ``PrecisionError`` when there are none."""
     from paddle_fcn.inference.predictor import Predictor
 
+    batches = iter(batches)
+    first = next(batches, None)
+    if first is None:
+        raise PrecisionError("int8 calibration got no images: it needs at least one "
+                             "(--calib_images N, a few hundred training images)")
     predictor = Predictor(model_dir, device, precision="int8")
     count = 0
-    for batch in batches:
+    for batch in itertools.chain([first], batches):
         predictor.predict(batch)
         count += 1
     del predictor  # TensorRT writes the table when the engine is released
-    if count == 0:
-        raise PrecisionError("int8 calibration got no images: it needs at least one "
-                             "(--calib_images N, a few hundred training images)")
     return count
 
 

@@ -194,27 +194,13 @@ def accuracy(args):
 
 
 def _simulated_int8(cfg, ckpt, count):
-    """The quickstart model through Paddle's PTQ (``paddle.quantization``: abs-max observers
-    on every Conv2D, calibrated on ``count`` training images), run eagerly with int8
-    quantize-dequantize: what int8 would cost in accuracy. Not deployable and not faster: the
-    export/oneDNN int8 path this would need is what ``precision.INT8_CPU`` reports missing."""
-    from paddle.quantization import PTQ, QuantConfig
-    from paddle.quantization.observers import AbsmaxObserver
-
+    """The quickstart model through Paddle's PTQ, eager int8 quantize-dequantize
+    (``precision.simulate_int8``): the accuracy int8 costs; no int8 kernels, no speed-up."""
     from paddle_fcn.engine.evaluate import load_trained_model
-    from paddle_fcn.inference.precision import calibration_images
+    from paddle_fcn.inference.precision import calibration_images, simulate_int8
 
     model = load_trained_model(cfg, ckpt)
-    qc = QuantConfig(activation=None, weight=None)
-    qc.add_type_config([paddle.nn.Conv2D], activation=AbsmaxObserver(), weight=AbsmaxObserver())
-    ptq = PTQ(qc)
-    observed = ptq.quantize(model, inplace=False)
-    with paddle.no_grad():
-        for x in calibration_images(cfg, model.normalization, count):
-            observed(paddle.to_tensor(x))
-    quantized = ptq.convert(observed, inplace=False)
-    quantized.normalization = model.normalization
-    return quantized
+    return simulate_int8(model, calibration_images(cfg, model.normalization, count))
 
 
 def _miou(cfg, ckpt, model):

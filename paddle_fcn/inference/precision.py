@@ -32,7 +32,7 @@ import paddle
 
 __all__ = ["PRECISIONS", "PrecisionError", "bf16_missing", "cpu_flags", "check_precision",
            "configure_precision", "calibrate", "calibration_images", "compare_outputs",
-           "INT8_CPU"]
+           "simulate_int8", "INT8_CPU"]
 
 PRECISIONS = ("fp32", "bf16", "int8")
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -168,6 +168,36 @@ def _images(cfg, normalization, count):
                             normalization, cfg.model.num_classes)
     for i in range(min(count, len(dataset))):
         yield np.ascontiguousarray(dataset[i][0], dtype=np.float32)[None]
+
+
+def simulate_int8(model, calibration):
+    """``model`` through Paddle's post-training quantization (``paddle.quantization.PTQ``:
+    abs-max observers on every ``Conv2D``'s weight and input, calibrated on ``calibration``,
+    ``1 x 3 x H x W`` float32 images), converted to int8 quantize-dequantize: an eager model
+    that computes in fp32 with int8-rounded values. It measures what int8 costs in accuracy
+    where no int8 kernels run (``INT8_CPU``); it is not faster and is not exported. Has the
+    model's ``normalization`` and ``num_classes``. ``PrecisionError`` without images."""
+    from paddle.quantization import PTQ, QuantConfig
+    from paddle.quantization.observers import AbsmaxObserver
+
+    config = QuantConfig(activation=None, weight=None)  # the upsamplers stay fp32
+    config.add_type_config([paddle.nn.Conv2D], activation=AbsmaxObserver(),
+                           weight=AbsmaxObserver())
+    ptq = PTQ(config)
+    model.eval()
+    observed = ptq.quantize(model, inplace=False)
+    count = 0
+    with paddle.no_grad():
+        for image in calibration:
+            observed(paddle.to_tensor(image))
+            count += 1
+    if count == 0:
+        raise PrecisionError("int8 calibration got no images: it needs at least one")
+    quantized = ptq.convert(observed, inplace=False)
+    quantized.eval()
+    quantized.normalization = model.normalization
+    quantized.num_classes = getattr(model, "num_classes", None)
+    return quantized
 
 
 def compare_outputs(got, want, output_op, precision):

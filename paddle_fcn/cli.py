@@ -140,7 +140,12 @@ def _eval_parser():
     p = argparse.ArgumentParser(description="Evaluate a trained FCN on the validation split.")
     p.add_argument("--config", required=True)
     p.add_argument("--model_path", required=True,
-                   help="model.pdparams, a best_model/ or checkpoint directory")
+                   help="model.pdparams, a best_model/ or checkpoint directory, or an export "
+                        "(tools/export.py: evaluated as deployed, through the Predictor)")
+    p.add_argument("--precision", choices=["fp32", "bf16", "int8"],
+                   help="evaluate the deployed form at this precision: the checkpoint is "
+                        "exported at it and run by the Predictor (default: the eager model; "
+                        "an export's own precision)")
     p.add_argument("--save_dir", help="write the metrics to SAVE_DIR/metrics.json (default: "
                    "eval_metrics.json next to the model). A metrics.json written by training "
                    "(it holds 'iteration') is never overwritten: eval_metrics.json is used then")
@@ -159,9 +164,15 @@ def eval_main(argv=None):
     cfg = _load(args, {"device": "device"})
     from paddle_fcn.engine.checkpoint import atomic_write_text
     from paddle_fcn.engine.evaluate import run_eval
+    from paddle_fcn.inference import ExportError, PredictError, PrecisionError
+    from paddle_fcn.inference.segmenter import is_export_dir, load_scorer
     try:
-        metrics = run_eval(cfg, args.model_path, check_data=not args.skip_data_check)
-    except user_errors() as e:
+        deployed = None  # --precision or an export: the Predictor, as the model is shipped
+        if args.precision or is_export_dir(args.model_path):
+            deployed = load_scorer(args.model_path, cfg, cfg.device, args.precision)
+        metrics = run_eval(cfg, args.model_path, check_data=not args.skip_data_check,
+                           model=deployed)
+    except user_errors() + (ExportError, PredictError, PrecisionError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     path = eval_metrics_path(args.model_path, args.save_dir)

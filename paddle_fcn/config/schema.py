@@ -98,6 +98,8 @@ class TestConfig:
 @dataclass
 class ExportConfig:
     output_op: str = "none"             # none | argmax | softmax appended to the exported net
+    precision: str = "fp32"             # fp32 | bf16 | int8 (inference/precision.py)
+    calib_images: int = 200             # int8: training images to calibrate on
 
 
 @dataclass
@@ -135,6 +137,7 @@ CHOICES = {
     "loss.type": ("cross_entropy",),
     "loss.reduction": ("mean", "sum"),
     "export.output_op": ("none", "argmax", "softmax"),
+    "export.precision": ("fp32", "bf16", "int8"),
     "device": ("auto", "cpu", "gpu"),
     "train_dataset.synthetic.preset": ("shapes", "voc"),
     "val_dataset.synthetic.preset": ("shapes", "voc"),
@@ -183,5 +186,6 @@ RULES = {
     "test_config.stride": (_size_wh, "[w, h] with two positive ints"),
     "test_config.scales": (lambda v: v and all(s > 0 for s in v), "a non-empty list of scales > 0"),
     "*_dataset.dataset_root": (bool, "a non-empty path"),
+    "export.calib_images": (_positive, "a positive int (int8 calibrates on that many images)"),
 }
 

@@ -124,14 +124,18 @@ def apply_configured_normalization(model, cfg, weights):
             f"other weights")
 
 
-def run_eval(cfg, model_path, check_data=True):
+def run_eval(cfg, model_path, check_data=True, model=None):
     """``tools/eval.py``: evaluate ``model_path`` on ``cfg.val_dataset``; returns metrics dict.
+
+    ``model``: evaluate this instead of the eager model of ``model_path`` (a callable
+    ``N x 3 x H x W -> N x C x H x W`` scores with ``normalization``, e.g. an exported model
+    run by the Predictor at some precision: ``inference.segmenter.load_scorer``).
 
     With ``check_data`` every file is read once first (``check_dataset``): bad labels stop
     the run with a DataError listing the files before any image is scored. Prints the four
     metrics and the per-class IoU table.
     """
-    from paddle_fcn.config import ConfigError
+    from paddle_fcn.config import ConfigError, resolve_num_classes
     from paddle_fcn.data import build_dataset
     from paddle_fcn.data.check import check_dataset
     from paddle_fcn.engine.env import setup_device
@@ -139,8 +143,9 @@ def run_eval(cfg, model_path, check_data=True):
     if cfg.val_dataset is None:
         raise ConfigError("val_dataset: the config has none to evaluate on")
     setup_device(cfg.device)
-    model = load_trained_model(cfg, model_path)
-    num_classes = cfg.model.num_classes  # resolved by load_trained_model
+    if model is None:
+        model = load_trained_model(cfg, model_path)
+    num_classes = resolve_num_classes(cfg, None)
     dataset = build_dataset(cfg.val_dataset, model.normalization, num_classes)
     if check_data:
         check_dataset(dataset, num_classes).raise_if_failed()

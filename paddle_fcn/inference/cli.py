@@ -69,6 +69,9 @@ def _predict_parser():
                    help="an image, a folder of images, or a .txt list of image paths")
     p.add_argument("--save_dir", default="output/result")
     p.add_argument("--device", choices=["auto", "cpu", "gpu"])
+    p.add_argument("--precision", choices=["fp32", "bf16", "int8"],
+                   help="run at this precision (default: the export's deploy.yml; a checkpoint "
+                        "is exported at it first, fp32 if not given)")
     add_test_config_args(p)
     p.add_argument("--with_legend", action="store_true",
                    help="also write image | mask | legend of class names")
@@ -103,7 +106,8 @@ def predict_main(argv=None):
     args = _predict_parser().parse_args(argv)
     try:
         cfg, test_cfg, device = _predict_setup(args)
-        segmenter = load_segmenter(args.model_path, cfg, device, test_cfg, eager=args.eager)
+        segmenter = load_segmenter(args.model_path, cfg, device, test_cfg, eager=args.eager,
+                                   precision=args.precision)
         summary = predict_images(segmenter, args.image_path, args.save_dir, args.with_legend,
                                  progress=not args.no_progress)
     except (ConfigError, PredictError, ExportError, WeightsError, DataError, ValueError) as e:
@@ -125,6 +129,15 @@ def _export_parser():
     p.add_argument("--save_dir", default="output/inference_model")
     p.add_argument("--output_op", choices=["none", "argmax", "softmax"],
                    help="appended to the graph (config: export.output_op; default none)")
+    p.add_argument("--precision", choices=["fp32", "bf16", "int8"],
+                   help="written into deploy.yml and checked on this machine: bf16 needs a CPU "
+                        "with avx512_bf16/AMX (fp16 on GPU), int8 a GPU with TensorRT "
+                        "(config: export.precision; default fp32)")
+    p.add_argument("--calib_images", type=int,
+                   help="int8: calibrate on this many training images (config: "
+                        "export.calib_images; default 200)")
+    p.add_argument("--device", choices=["auto", "cpu", "gpu"],
+                   help="where the export is checked at its precision (default: config)")
     p.add_argument("--onnx", action="store_true",
                    help="also write model.onnx (needs `pip install paddle2onnx`)")
     p.add_argument("--opset", type=int, default=11, help="ONNX opset version")
@@ -136,6 +149,7 @@ def export_main(argv=None):
     """``tools/export.py``: returns the exit code."""
     from paddle_fcn.config import ConfigError
     from paddle_fcn.inference.export import ONNX_HINT, ExportError, export_model, export_onnx
+    from paddle_fcn.inference.precision import calibration_images
     from paddle_fcn.engine.evaluate import load_trained_model
     from paddle_fcn.inference.segmenter import class_names_of
     from paddle_fcn.models.weights import WeightsError
@@ -143,18 +157,26 @@ def export_main(argv=None):
     args = _export_parser().parse_args(argv)
     if args.onnx and importlib.util.find_spec("paddle2onnx") is None:
         return _fail(ONNX_HINT)
-    opts = list(args.opts) + ([f"export.output_op={args.output_op}"] if args.output_op else [])
+    flags = {"output_op": "export.output_op", "precision": "export.precision",
+             "calib_images": "export.calib_images", "device": "device"}
+    opts = list(args.opts) + [f"{key}={getattr(args, flag)}" for flag, key in flags.items()
+                              if getattr(args, flag) is not None]
     try:
         cfg = _load_config(args.config, opts)
+        ex = cfg.export
         model = load_trained_model(cfg, args.model_path)
         names = class_names_of(cfg, model.num_classes)
-        prefix = export_model(model, args.save_dir, cfg.export.output_op, names, cfg.model.type)
+        calibration = calibration_images(cfg, model.normalization, ex.calib_images) \
+            if ex.precision == "int8" else ()
+        prefix = export_model(model, args.save_dir, ex.output_op, names, cfg.model.type,
+                              ex.precision, cfg.device, calibration)
         onnx = export_onnx(args.save_dir, args.opset) if args.onnx else None
     except (ConfigError, ExportError, WeightsError, ValueError) as e:
         return _fail(e)
     except OSError as e:
         return _os_failure(args.save_dir, e)
     print(f"exported {cfg.model.type} ({model.num_classes} classes, output_op "
-          f"{cfg.export.output_op}) to {prefix}.* with {args.save_dir}/deploy.yml"
+          f"{cfg.export.output_op}, precision {cfg.export.precision}) to {prefix}.* with "
+          f"{args.save_dir}/deploy.yml"
           + (f"; ONNX: {onnx}" if onnx else ""))
     return 0

@@ -5,8 +5,9 @@ An export directory holds::
     model.json         the static graph (Paddle 3 PIR; ``model.pdmodel`` with the legacy IR)
     model.pdiparams    the weights
     deploy.yml         what a predictor needs and cannot guess: input normalisation, class
-                       names, num_classes, output_op (written last: a directory without it is
-                       an interrupted export)
+                       names, num_classes, output_op, precision (written last: a directory
+                       without it is an interrupted export)
+    _opt_cache/        precision int8 on GPU: TensorRT's calibration table
     model.onnx         optional, ``export_onnx`` (needs ``pip install paddle2onnx``)
 
 The input is ``N x 3 x H x W`` float32, N, H and W dynamic: the image normalised as the
@@ -14,7 +15,8 @@ The input is ``N x 3 x H x W`` float32, N, H and W dynamic: the image normalised
 ``output_op``: ``none`` = logits ``N x C x H x W`` float32, ``softmax`` = probabilities
 ``N x C x H x W``, ``argmax`` = class indices ``N x H x W`` int32 (the op folded into the graph).
 Every export is checked: the saved graph, reloaded, must reproduce the eager model on an
-odd-sized input (37 x 53) or ``ExportError`` says by how much it does not.
+odd-sized input (37 x 53) or ``ExportError`` says by how much it does not; an export at
+precision bf16 or int8 (``inference/precision.py``) is also run at that precision and compared.
 """
 import os
 import shutil
@@ -27,6 +29,7 @@ import paddle.nn.functional as F
 import yaml
 
 from paddle_fcn.engine.checkpoint import atomic_write_text
+from paddle_fcn.inference.precision import OPT_CACHE, PRECISIONS, check_precision
 from paddle_fcn.normalization import as_normalization
 
 __all__ = ["OUTPUT_OPS", "ExportError", "OutputOp", "export_model", "read_deploy_info",
@@ -95,10 +98,15 @@ def read_deploy_info(model_dir):
     if info["output_op"] not in OUTPUT_OPS:
         raise ExportError(f"{path}: output_op {info['output_op']!r} is not one of "
                           f"{', '.join(OUTPUT_OPS)}")
+    info.setdefault("precision", "fp32")  # exports written before precision existed
+    if info["precision"] not in PRECISIONS:
+        raise ExportError(f"{path}: precision {info['precision']!r} is not one of "
+                          f"{', '.join(PRECISIONS)}")
     return info
 
 
-def _deploy_text(model_type, num_classes, class_names, normalization, output_op):
+def _deploy_text(model_type, num_classes, class_names, normalization, output_op,
+                 precision="fp32"):
     out = {"none": "logits, float32 N x C x H x W",
            "softmax": "class probabilities, float32 N x C x H x W",
            "argmax": "class indices, int32 N x H x W"}[output_op]
@@ -109,6 +117,7 @@ def _deploy_text(model_type, num_classes, class_names, normalization, output_op)
         "class_names": [str(n) for n in class_names],
         "normalization": norm,
         "output_op": output_op,
+        "precision": precision,
         "input": f"float32 N x 3 x H x W: {norm['channel_order']} pixels / scale, then "
                  f"(x - mean) / std per channel",
         "output": out,
@@ -124,10 +133,13 @@ def _normalization_record(normalization):
             "channel_order": norm["channel_order"]}
 
 
+def _check_input():
+    return np.random.default_rng(0).standard_normal((1, 3) + CHECK_SIZE).astype("float32")
+
+
 def _check_export(wrapper, path, output_op):
     """Compare the reloaded graph with the eager wrapper on a seeded odd-sized input."""
-    x = paddle.to_tensor(np.random.default_rng(0).standard_normal(
-        (1, 3) + CHECK_SIZE).astype("float32"))
+    x = paddle.to_tensor(_check_input())
     with paddle.no_grad():
         want = wrapper(x).numpy()
         try:
@@ -154,11 +166,16 @@ def _check_export(wrapper, path, output_op):
                           f"paddle.jit.to_static")
 
 
-def export_model(model, save_dir, output_op="none", class_names=None, model_type=""):
+def export_model(model, save_dir, output_op="none", class_names=None, model_type="",
+                 precision="fp32", device="auto", calibration=()):
     """Save ``model`` (eval mode) with a dynamic ``[N, 3, H, W]`` input and write deploy.yml.
 
     ``model`` must have ``normalization`` and ``num_classes`` (every paddle_fcn model does;
-    U-Net's count is read from its output). ``class_names`` defaults to ``class_i``. Returns
+    U-Net's count is read from its output). ``class_names`` defaults to ``class_i``.
+    ``precision`` (``fp32`` | ``bf16`` | ``int8``) is recorded in deploy.yml; a bf16/int8
+    export is run at that precision on ``device`` and checked, so this machine must be able
+    to run it (``PrecisionError`` first if not); int8 (GPU, TensorRT) calibrates on
+    ``calibration``, an iterable of normalised ``1 x 3 x H x W`` float32 images. Returns
     the path prefix (``save_dir/model``). Raises ``ExportError`` when conversion fails or the
     saved graph disagrees with the eager model; an earlier export in ``save_dir`` is then left
     as it was, since the new one is built and checked in ``save_dir/.tmp-export-*`` and only
@@ -170,6 +187,9 @@ def export_model(model, save_dir, output_op="none", class_names=None, model_type
     names = list(class_names) if class_names else [f"class_{i}" for i in range(num_classes)]
     if len(names) != num_classes:
         raise ExportError(f"{len(names)} class names for a model with {num_classes} classes")
+    from paddle_fcn.inference.predictor import _use_gpu
+
+    check_precision(precision, _use_gpu(device))  # before any work: fails fast on this device
     wrapper = OutputOp(model, output_op)
     wrapper.eval()
     os.makedirs(save_dir, exist_ok=True)
@@ -184,18 +204,39 @@ def export_model(model, save_dir, output_op="none", class_names=None, model_type
                               f"{type(e).__name__}: {e}") from e
         _check_export(wrapper, path, output_op)
         atomic_write_text(_deploy_text(model_type, num_classes, names, model.normalization,
-                                       output_op), os.path.join(staging, DEPLOY_FILE))
+                                       output_op, precision), os.path.join(staging, DEPLOY_FILE))
+        if precision != "fp32":
+            _check_precision(wrapper, staging, output_op, precision, device, calibration)
         _move_export(staging, save_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return os.path.join(save_dir, PREFIX)
 
 
+def _check_precision(wrapper, folder, output_op, precision, device, calibration):
+    """Run the export in ``folder`` as deployed at ``precision`` (int8: calibrated first) and
+    compare it with the eager fp32 model on the check input."""
+    from paddle_fcn.inference.precision import calibrate, compare_outputs
+    from paddle_fcn.inference.predictor import Predictor
+
+    if precision == "int8":
+        calibrate(folder, calibration, device)
+    x = _check_input()
+    with paddle.no_grad():
+        want = wrapper(paddle.to_tensor(x)).numpy()
+    got = Predictor(folder, device, precision=precision, retain_memory=False).predict(x)
+    problem = compare_outputs(got, want, output_op, precision)
+    if problem:
+        raise ExportError(f"the {precision} export at {folder} disagrees with the fp32 model "
+                          f"on a {CHECK_SIZE} input: {problem}")
+
+
 def _move_export(staging, save_dir):
     """Replace the export in ``save_dir`` by the checked one in ``staging``. deploy.yml goes
     first out and last in, so an interruption leaves a directory that says it is incomplete;
     model files of the old export that the new one lacks (``model.onnx``, a legacy
-    ``model.pdmodel``) are removed rather than left to pair with the new weights."""
+    ``model.pdmodel``, a TensorRT ``_opt_cache/``) are removed rather than left to pair with
+    the new weights."""
     new = sorted(f for f in os.listdir(staging) if f != DEPLOY_FILE)
     old_deploy = os.path.join(save_dir, DEPLOY_FILE)
     if os.path.exists(old_deploy):
@@ -204,6 +245,7 @@ def _move_export(staging, save_dir):
         stale = os.path.join(save_dir, name)
         if name.startswith(PREFIX + ".") and name not in new and os.path.isfile(stale):
             os.remove(stale)
+    shutil.rmtree(os.path.join(save_dir, OPT_CACHE), ignore_errors=True)  # old calibration
     for name in new + [DEPLOY_FILE]:
         os.replace(os.path.join(staging, name), os.path.join(save_dir, name))
 

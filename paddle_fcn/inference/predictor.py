@@ -20,6 +20,7 @@ import os
 import numpy as np
 
 from paddle_fcn.inference.export import ExportError, model_files, read_deploy_info
+from paddle_fcn.inference.precision import configure_precision
 from paddle_fcn.runtime import physical_cores, retain_freed_memory
 
 __all__ = ["Predictor", "DEVICES"]
@@ -46,13 +47,15 @@ class Predictor:
     ``threads``: CPU math threads, default ``physical_cores()``. ``cache_capacity``: oneDNN
     shape cache size. ``retain_memory`` (CPU): apply ``runtime.retain_freed_memory`` to this
     process (~10 % faster, no page faults per pass; resident memory stays at its high-water
-    mark; also off with ``PADDLE_FCN_RETAIN_MEMORY=0``). Attributes: ``info`` (deploy.yml),
-    ``num_classes``, ``class_names``, ``normalization``, ``output_op``, ``device``,
-    ``threads``.
+    mark; also off with ``PADDLE_FCN_RETAIN_MEMORY=0``). ``precision``: ``fp32`` | ``bf16`` |
+    ``int8``, default the export's own (``deploy.yml``); see ``inference/precision.py`` for
+    what each runs as on CPU and GPU (``PrecisionError`` when this device cannot). Attributes:
+    ``info`` (deploy.yml), ``num_classes``, ``class_names``, ``normalization``, ``output_op``,
+    ``device``, ``threads``, ``precision``.
     """
 
     def __init__(self, model_dir, device="auto", threads=None, cache_capacity=4,
-                 retain_memory=True):
+                 retain_memory=True, precision=None):
         import paddle.inference as pi
 
         if not os.path.isdir(model_dir):
@@ -62,10 +65,12 @@ class Predictor:
         self.class_names = list(self.info["class_names"])
         self.normalization = self.info["normalization"]
         self.output_op = self.info["output_op"]
+        self.precision = precision or self.info["precision"]
         graph, params = model_files(model_dir)
         config = pi.Config(graph, params)
         config.disable_glog_info()
-        if _use_gpu(device):
+        gpu = _use_gpu(device)
+        if gpu:
             config.enable_use_gpu(256, 0)
             self.device, self.threads = "gpu", None
         else:
@@ -77,6 +82,7 @@ class Predictor:
             self.device = "cpu"
             if retain_memory:
                 retain_freed_memory()
+        configure_precision(config, self.precision, gpu, model_dir)
         self._predictor = pi.create_predictor(config)
         self._input = self._predictor.get_input_handle(self._predictor.get_input_names()[0])
         self._output_name = self._predictor.get_output_names()[0]

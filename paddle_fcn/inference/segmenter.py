@@ -20,8 +20,8 @@ from paddle_fcn.inference.export import (DEPLOY_FILE, ExportError, export_model,
                                          model_files)
 from paddle_fcn.inference.predict import PredictError, aggregates
 
-__all__ = ["EagerSegmenter", "PredictorSegmenter", "load_segmenter", "class_names_of",
-           "is_export_dir"]
+__all__ = ["EagerSegmenter", "PredictorSegmenter", "load_segmenter", "load_scorer",
+           "class_names_of", "is_export_dir"]
 
 
 class EagerSegmenter:
@@ -43,17 +43,28 @@ class EagerSegmenter:
 
 
 class _ScoresOf:
-    """The predictor as a ``model(x) -> logits`` callable for ``predict_probs``: a softmax
-    output is returned as log-probabilities, whose softmax is the same probabilities."""
+    """The predictor as a ``model(x) -> logits`` callable for ``predict_probs`` and
+    ``engine.evaluate``: a softmax output is returned as log-probabilities, whose softmax is
+    the same probabilities; an argmax output as one-hot scores (whole images only)."""
+
+    training = False
 
     def __init__(self, predictor):
         self.predictor = predictor
+        self.normalization = predictor.normalization
 
     def __call__(self, x):
         out = self.predictor.predict(x.numpy())
         if self.predictor.output_op == "softmax":
             out = np.log(np.maximum(out, np.finfo(np.float32).tiny))
+        elif self.predictor.output_op == "argmax":
+            out = np.eye(self.predictor.num_classes, dtype=np.float32)[out].transpose(0, 3, 1, 2)
         return paddle.to_tensor(out)
+
+    def eval(self):  # evaluate() switches modes; an export is always in eval mode
+        return self
+
+    train = eval
 
 
 class PredictorSegmenter:
@@ -109,11 +120,13 @@ def _interrupted_export(path):
     return True
 
 
-def _temporary_export(model, class_names, model_type):
+def _temporary_export(model, class_names, model_type, precision="fp32", device="auto",
+                      calibration=()):
     """Export ``model`` to a fresh temporary directory; returns its path (caller deletes)."""
     folder = tempfile.mkdtemp(prefix="paddle_fcn-export-")
     try:
-        export_model(model, folder, "none", class_names, model_type)
+        export_model(model, folder, "none", class_names, model_type, precision, device,
+                     calibration)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -121,15 +134,48 @@ def _temporary_export(model, class_names, model_type):
 
 
 def load_segmenter(model_path, cfg=None, device="auto", test_cfg=None, eager=False,
-                   threads=None):
+                   threads=None, precision=None):
     """A segmenter for ``model_path``: an export directory (``deploy.yml``) -> Predictor; a
     training checkpoint (``model.pdparams``, ``best_model/``, ``iter_N/``, needs ``cfg``) ->
     exported on the fly to a temporary directory and run by a Predictor, or eager when
-    ``eager`` is set or the export fails (a warning says why)."""
+    ``eager`` is set or the fp32 export fails (a warning says why). ``precision``: see
+    ``Predictor``; default the export's own, fp32 for a checkpoint."""
     from paddle_fcn.inference.predictor import Predictor
 
     if is_export_dir(model_path):
-        return PredictorSegmenter(Predictor(model_path, device, threads), test_cfg)
+        return PredictorSegmenter(Predictor(model_path, device, threads, precision=precision),
+                                  test_cfg)
+    model, names = _checkpoint_model(model_path, cfg, device)
+    reduced = precision not in (None, "fp32")
+    if eager:
+        if reduced:
+            raise PredictError(f"--precision {precision} runs the exported predictor; --eager "
+                               f"runs the fp32 dygraph model: drop one of them")
+        return EagerSegmenter(model, names, test_cfg)
+    try:
+        predictor = _checkpoint_predictor(model, names, cfg, device, threads, precision)
+    except ExportError as e:
+        if reduced:  # a bf16/int8 result must not quietly become an fp32 one
+            raise
+        warnings.warn(f"{cfg.model.type}: export for the fast predictor failed, running the "
+                      f"slower eager model instead: {e}", RuntimeWarning, stacklevel=2)
+        return EagerSegmenter(model, names, test_cfg)
+    return PredictorSegmenter(predictor, test_cfg)
+
+
+def load_scorer(model_path, cfg, device="auto", precision=None):
+    """The deployed form of ``model_path`` (an export directory, or a checkpoint exported at
+    ``precision``) as a model for ``engine.evaluate``: ``tools/eval.py --precision``."""
+    from paddle_fcn.inference.predictor import Predictor
+
+    if is_export_dir(model_path):
+        return _ScoresOf(Predictor(model_path, device, precision=precision))
+    model, names = _checkpoint_model(model_path, cfg, device)
+    return _ScoresOf(_checkpoint_predictor(model, names, cfg, device, None, precision))
+
+
+def _checkpoint_model(model_path, cfg, device):
+    """``(model, class names)`` of a training checkpoint; PredictError names what is wrong."""
     if not os.path.exists(model_path):
         raise PredictError(f"--model_path {model_path}: no such file or directory")
     if _interrupted_export(model_path):
@@ -145,16 +191,19 @@ def load_segmenter(model_path, cfg=None, device="auto", test_cfg=None, eager=Fal
     except RuntimeError as e:  # --device gpu without a GPU
         raise PredictError(str(e)) from None
     model = load_trained_model(cfg, model_path)
-    names = class_names_of(cfg, model.num_classes)
-    if eager:
-        return EagerSegmenter(model, names, test_cfg)
-    try:
-        folder = _temporary_export(model, names, cfg.model.type)
-    except ExportError as e:
-        warnings.warn(f"{cfg.model.type}: export for the fast predictor failed, running the "
-                      f"slower eager model instead: {e}", RuntimeWarning, stacklevel=2)
-        return EagerSegmenter(model, names, test_cfg)
+    return model, class_names_of(cfg, model.num_classes)
+
+
+def _checkpoint_predictor(model, names, cfg, device, threads, precision):
+    """A Predictor of ``model`` exported at ``precision`` to a temporary directory."""
+    from paddle_fcn.inference.precision import calibration_images
+    from paddle_fcn.inference.predictor import Predictor
+
+    precision = precision or "fp32"
+    calibration = calibration_images(cfg, model.normalization, cfg.export.calib_images) \
+        if precision == "int8" else ()
+    folder = _temporary_export(model, names, cfg.model.type, precision, device, calibration)
     try:  # the predictor holds graph and weights in memory once created
-        return PredictorSegmenter(Predictor(folder, device, threads), test_cfg)
+        return Predictor(folder, device, threads)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,215 @@
+"""Inference precision of an export: what ``fp32`` / ``bf16`` / ``int8`` run as, and where.
+
+=========  ==============================================  ==================================
+precision  CPU (Paddle Inference + oneDNN)                 GPU (Paddle Inference)
+=========  ==============================================  ==================================
+fp32       fp32 oneDNN kernels                             fp32 CUDA kernels
+bf16       oneDNN bf16 (``enable_onednn_bfloat16``):       fp16 (``enable_use_gpu(...,
+           needs ``avx512_bf16`` or ``amx_bf16``           PrecisionType.Half)``)
+int8       not available with this Paddle (``INT8_CPU``)   TensorRT int8, calibrated on
+                                                           training images at export
+=========  ==============================================  ==================================
+
+The export's ``deploy.yml`` records its precision and the predictor runs it that way, so a
+deployed model runs as it was validated; ``Predictor(..., precision="fp32")`` (``--precision
+fp32``) runs any export in fp32.
+
+A CPU without bf16 instructions gets ``PrecisionError`` naming them, not a fallback: Paddle
+itself silently runs fp32 there (it logs "CPU does not support BFLOAT16 calculations"), and
+on AVX-512 CPUs without ``avx512_bf16`` oneDNN emulates bf16, slower than fp32. Either way
+a model shipped as "bf16" would not run as measured.
+
+GPU int8 (written for Paddle builds with TensorRT, not run on the CPU-only machines this is
+developed on): TensorRT's calibration runs at export over ``calib_images`` training images
+and leaves its table in ``_opt_cache/`` of the export, which the predictor reads.
+"""
+import dataclasses
+import itertools
+import os
+
+import numpy as np
+import paddle
+
+__all__ = ["PRECISIONS", "PrecisionError", "bf16_missing", "cpu_flags", "check_precision",
+           "configure_precision", "calibrate", "calibration_images", "compare_outputs",
+           "simulate_int8", "INT8_CPU"]
+
+PRECISIONS = ("fp32", "bf16", "int8")
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+OPT_CACHE = "_opt_cache"  # TensorRT engine and calibration table, inside the export
+# TensorRT dynamic shapes of the input x (N x 3 x H x W): min, max, opt.
+TRT_SHAPES = ([1, 3, 32, 32], [1, 3, 2048, 2048], [1, 3, 512, 512])
+# Largest |precision output - eager fp32 logits| an export check accepts, as a fraction of
+# max |logit|: catches a broken conversion (wrong layout, missing op: errors of O(1)), not
+# the rounding that the benchmark and tools/eval.py --precision measure.
+CHECK_TOLERANCE = {"fp32": 1e-4, "bf16": 0.05, "int8": 0.25}
+
+INT8_CPU = (
+    "precision int8 on CPU: Paddle {version} has no oneDNN int8 path that runs these models. "
+    "Measured (Paddle 3.3.1): its PIR inference pipeline adds no int8 pass for "
+    "Config.enable_onednn_int8() (the graph stays fp32); paddle.quantization's PTQ graph "
+    "does not save with a dynamic input (quantize_linear: 'shape[0] = -1') and, saved at a "
+    "fixed size, fails to run ('Tensor holds no memory' in pd_op.cast); the legacy-IR route "
+    "(paddle.static.quantization) needs a .pdmodel, which paddle.jit.save cannot write for "
+    "these models. Use bf16 (CPUs with avx512_bf16 or AMX) or fp32 on CPU, or int8 on a GPU "
+    "with TensorRT; details in docs/performance.md")
+
+
+class PrecisionError(ValueError):
+    """A precision this device cannot run, or an unusable calibration request."""
+
+
+def cpu_flags(path="/proc/cpuinfo"):
+    """The instruction-set flags of this CPU (``set`` of names; empty when unreadable)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return set()
+
+
+def bf16_missing(flags):
+    """``None`` when ``flags`` include native bf16 (``avx512_bf16`` or ``amx_bf16``), else the
+    error message naming what is missing."""
+    if any(f in flags for f in BF16_FLAGS):
+        return None
+    return (f"precision bf16 on CPU needs the {' or '.join(BF16_FLAGS)} instruction set, "
+            f"which this CPU lacks (AMD Zen 4+, Intel Cooper Lake / Sapphire Rapids+ have "
+            f"it); run this export with --precision fp32 (Predictor(..., precision='fp32')) "
+            f"or on a CPU with bf16")
+
+
+def _has_tensorrt():
+    import paddle.inference as pi
+
+    return any(pi.get_trt_compile_version())
+
+
+def check_precision(precision, gpu):
+    """Raise ``PrecisionError`` unless ``precision`` can run on this device (``gpu`` or CPU)."""
+    if precision not in PRECISIONS:
+        raise PrecisionError(f"precision must be one of {', '.join(PRECISIONS)}, "
+                             f"got {precision!r}")
+    if gpu:
+        if precision == "int8" and not _has_tensorrt():
+            raise PrecisionError("precision int8 on GPU runs through TensorRT, and this Paddle "
+                                 "build has none; install a paddlepaddle-gpu build with "
+                                 "TensorRT, or use bf16 (fp16 on GPU) / fp32")
+        return
+    if precision == "bf16":
+        flags = cpu_flags()
+        missing = bf16_missing(flags) if flags else (
+            None if paddle.base.core.supports_bfloat16_fast_performance()
+            else bf16_missing(()))
+        if missing:
+            raise PrecisionError(missing)
+    if precision == "int8":
+        raise PrecisionError(INT8_CPU.format(version=paddle.__version__))
+
+
+def configure_precision(config, precision, gpu, model_dir):
+    """Set ``config`` (a ``paddle.inference.Config`` with its device already chosen) up for
+    ``precision``; ``check_precision`` first."""
+    import paddle.inference as pi
+
+    check_precision(precision, gpu)
+    if not gpu:
+        if precision == "bf16":
+            config.enable_onednn_bfloat16()
+        return
+    if precision == "bf16":  # GPUs: fp16 (tensor cores); set before the predictor is made
+        config.enable_use_gpu(256, 0, pi.PrecisionType.Half)
+    elif precision == "int8":
+        config.enable_tensorrt_engine(workspace_size=1 << 30, max_batch_size=1,
+                                      min_subgraph_size=3, precision_mode=pi.PrecisionType.Int8,
+                                      use_static=False, use_calib_mode=True)
+        config.set_optim_cache_dir(os.path.join(model_dir, OPT_CACHE))
+        low, high, opt = TRT_SHAPES
+        config.set_trt_dynamic_shape_info({"x": low}, {"x": high}, {"x": opt})
+
+
+def calibrate(model_dir, batches, device="gpu"):
+    """Run ``batches`` (``1 x 3 x H x W`` float32 arrays) through an int8 predictor of
+    ``model_dir`` so that TensorRT writes its calibration table to ``model_dir/_opt_cache``.
+    Returns the number of batches. ``PrecisionError`` when there are none."""
+    from paddle_fcn.inference.predictor import Predictor
+
+    batches = iter(batches)
+    first = next(batches, None)
+    if first is None:
+        raise PrecisionError("int8 calibration got no images: it needs at least one "
+                             "(--calib_images N, a few hundred training images)")
+    predictor = Predictor(model_dir, device, precision="int8")
+    count = 0
+    for batch in itertools.chain([first], batches):
+        predictor.predict(batch)
+        count += 1
+    del predictor  # TensorRT writes the table when the engine is released
+    return count
+
+
+def calibration_images(cfg, normalization, count):
+    """The first ``count`` training images of ``cfg`` (whole images, no augmentation,
+    normalised ``1 x 3 x H x W`` float32): what int8 calibration sees. A generator: the data
+    set is read only when calibration starts. ``PrecisionError`` for ``count < 1``."""
+    if count < 1:
+        raise PrecisionError(f"int8 calibration needs at least one image, got calib_images "
+                             f"{count} (a few hundred training images is usual)")
+    return _images(cfg, normalization, count)
+
+
+def _images(cfg, normalization, count):
+    from paddle_fcn.data import build_dataset
+
+    dataset = build_dataset(dataclasses.replace(cfg.train_dataset, transforms=[]),
+                            normalization, cfg.model.num_classes)
+    for i in range(min(count, len(dataset))):
+        yield np.ascontiguousarray(dataset[i][0], dtype=np.float32)[None]
+
+
+def simulate_int8(model, calibration):
+    """``model`` through Paddle's post-training quantization (``paddle.quantization.PTQ``:
+    abs-max observers on every ``Conv2D``'s weight and input, calibrated on ``calibration``,
+    ``1 x 3 x H x W`` float32 images), converted to int8 quantize-dequantize: an eager model
+    that computes in fp32 with int8-rounded values. It measures what int8 costs in accuracy
+    where no int8 kernels run (``INT8_CPU``); it is not faster and is not exported. Has the
+    model's ``normalization`` and ``num_classes``. ``PrecisionError`` without images."""
+    from paddle.quantization import PTQ, QuantConfig
+    from paddle.quantization.observers import AbsmaxObserver
+
+    config = QuantConfig(activation=None, weight=None)  # the upsamplers stay fp32
+    config.add_type_config([paddle.nn.Conv2D], activation=AbsmaxObserver(),
+                           weight=AbsmaxObserver())
+    ptq = PTQ(config)
+    model.eval()
+    observed = ptq.quantize(model, inplace=False)
+    count = 0
+    with paddle.no_grad():
+        for image in calibration:
+            observed(paddle.to_tensor(image))
+            count += 1
+    if count == 0:
+        raise PrecisionError("int8 calibration got no images: it needs at least one")
+    quantized = ptq.convert(observed, inplace=False)
+    quantized.eval()
+    quantized.normalization = model.normalization
+    quantized.num_classes = getattr(model, "num_classes", None)
+    return quantized
+
+
+def compare_outputs(got, want, output_op, precision):
+    """``None`` when a ``precision`` predictor's output ``got`` matches the eager fp32
+    ``want`` within ``CHECK_TOLERANCE``, else what differs."""
+    if got.shape != want.shape:
+        return f"shape {got.shape}, the eager model {want.shape}"
+    if output_op == "argmax":
+        agree = float((got == want).mean())
+        return None if agree >= 0.9 else f"class indices agree on {100 * agree:.1f} % of pixels"
+    err = float(abs(got - want).max())
+    scale = max(1.0, float(abs(want).max()))
+    if err <= CHECK_TOLERANCE[precision] * scale:
+        return None
+    return f"max difference {err:.3g} (outputs up to {scale:.3g})"

@@ -103,7 +103,8 @@ def train_main(argv=None):
         print(f"error: {e}", file=sys.stderr)
         return 3
     except TrainingInterrupted as stop:
-        print(_stopped_message(stop, cfg, argv), file=sys.stderr)
+        if stop.rank == 0:
+            print(_stopped_message(stop, cfg, argv), file=sys.stderr)
         return EXIT_CODES[stop.signum]
     except user_errors() as e:
         print(f"error: {e}", file=sys.stderr)
@@ -117,7 +118,7 @@ def train_main(argv=None):
 def _stopped_message(stop, cfg, argv):
     """One line: where the run stopped, what is on disk, the command that resumes it."""
     from paddle_fcn.engine.checkpoint import CheckpointError, find_latest
-    done = "before the first iteration" if not stop.iteration else \
+    done = "while starting" if stop.iteration is None else \
         f"after iteration {stop.iteration} of {cfg.iters}"
     try:
         latest = find_latest(cfg.save_dir) if os.path.isdir(cfg.save_dir) else None
@@ -132,7 +133,7 @@ def _stopped_message(stop, cfg, argv):
             skip = a == "--resume_model"
             continue
         keep.append(a)
-    command = shlex.join(["python", "tools/train.py", *keep, "--resume_model", cfg.save_dir])
+    command = shlex.join(["python", sys.argv[0], *keep, "--resume_model", cfg.save_dir])
     return (f"stopped by {stop}: {done}; last checkpoint {latest}; resume with: {command}")
 
 

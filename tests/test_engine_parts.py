@@ -1,6 +1,7 @@
 """Engine building blocks with known answers: loss, LR schedule, groups, sampler, checkpoints."""
 import math
 import os
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -178,3 +179,25 @@ def test_half_written_checkpoint_is_ignored(tmp_path):
         find_latest(str(tmp_path / "missing"))
     with pytest.raises(CheckpointError, match="neither a checkpoint"):
         find_latest(str(tmp_path / "iter_000009"))
+
+
+def test_stop_signal_waits_for_the_critical_section_and_a_second_one_changes_nothing():
+    import os
+    import signal
+
+    from paddle_fcn.engine.interrupt import TrainingInterrupted, critical, stop_on_signals
+    done = []
+    with stop_on_signals():
+        with pytest.raises(TrainingInterrupted) as stop:
+            with critical():
+                os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(os.getpid(), signal.SIGINT)  # the same request: still SIGTERM's
+                done.append("file written")
+        assert done == ["file written"] and stop.value.signum == signal.SIGTERM
+        os.kill(os.getpid(), signal.SIGINT)  # during the clean-up after the stop: ignored
+        done.append("cleaned up")
+    assert done == ["file written", "cleaned up"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)

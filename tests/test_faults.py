@@ -1,5 +1,6 @@
 """Faults: a diverging loss stops cleanly, a SIGKILL'ed run resumes to the same weights."""
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 from paddle_fcn.config import ConfigError, load_config
 from paddle_fcn.engine.checkpoint import CheckpointError
 from paddle_fcn.engine.trainer import TrainingDiverged, train
+from processes import children, processes_with
 from test_train import ROOT, write_config
 
 
@@ -129,23 +131,6 @@ num_workers: 0
         n.startswith("iter_") for n in os.listdir(tmp_path / "run"))
 
 
-def _processes_with(text):
-    """Pids of live processes whose command line contains ``text`` (the trainer's workers are
-    forks of it: same command line)."""
-    found = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read().decode(errors="replace")
-            with open(f"/proc/{entry}/stat") as f:
-                zombie = f.read().rsplit(")", 1)[1].split()[0] == "Z"
-        except OSError:
-            continue
-        if text in cmdline and not zombie:
-            found.append(int(entry))
-    return found
-
-
 def _start_and_wait_for(cmd, checkpoint, timeout=240):
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + timeout
@@ -169,16 +154,16 @@ def test_stop_signal_ends_training_cleanly_and_the_run_resumes(tmp_path, data_ro
     assert "Traceback" not in err and "FatalError" not in err
     line = [ln for ln in err.splitlines() if ln.startswith("stopped by")]
     assert len(line) == 1 and signal.Signals(signum).name in line[0], err
-    assert "resume with: python tools/train.py --config" in line[0]
-    assert line[0].endswith(f"--resume_model {tmp_path / 'run'}")
-    assert _processes_with(config) == []  # no data worker outlives the trainer
+    command = shlex.split(line[0].split("resume with: ")[1])
+    assert command[:2] == ["python", cmd[1]] and command[-2:] == ["--resume_model",
+                                                                 str(tmp_path / "run")]
+    assert processes_with(config) == []  # no data worker outlives the trainer
     kept = sorted(n for n in os.listdir(tmp_path / "run") if n.startswith("iter_"))
     stopped_at = int(line[0].split("after iteration ")[1].split()[0])
     assert kept[-1] == f"iter_{stopped_at - stopped_at % 2:06d}"  # the last save is complete
     assert not [n for n in os.listdir(tmp_path / "run") if n.startswith(".")]  # no temp dirs
-    resumed = subprocess.run(cmd + ["iters=" + str(stopped_at + 2), "--resume_model",
-                                    str(tmp_path / "run")],
-                             capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run([sys.executable, *command[1:], "--iters", str(stopped_at + 2)],
+                             capture_output=True, text=True, timeout=300)  # as printed
     assert resumed.returncode == 0, resumed.stderr
     assert f"resumed from {tmp_path / 'run' / kept[-1]}" in resumed.stdout
 
@@ -189,10 +174,42 @@ def test_sigkill_of_the_trainer_leaves_no_data_worker(tmp_path, data_root):
     proc = _start_and_wait_for([sys.executable, os.path.join(ROOT, "tools", "train.py"),
                                 "--config", config, "--no_progress", "--opts", "num_workers=2"],
                                tmp_path / "run" / "iter_000002")
-    assert len(_processes_with(config)) == 3  # the trainer and its two workers
+    assert len(processes_with(config)) == 3  # the trainer and its two workers
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     deadline = time.time() + 5
-    while _processes_with(config) and time.time() < deadline:
+    while processes_with(config) and time.time() < deadline:
         time.sleep(0.05)
-    assert _processes_with(config) == []
+    assert processes_with(config) == []
+
+
+def test_a_file_that_never_reads_is_the_watchdogs_error_naming_it(tmp_path):
+    """An image on a stalled mount: a FIFO nobody writes to blocks its reader for ever."""
+    from paddle_fcn.data.io import write_image, write_label
+    from paddle_fcn.data.loader import DataLoaderError
+    rng = np.random.RandomState(0)
+    for i in range(3):
+        write_image(str(tmp_path / f"{i}.jpg"), rng.randint(0, 255, (24, 30, 3), np.uint8))
+        write_label(str(tmp_path / f"{i}.png"), np.zeros((24, 30), np.uint8))
+    os.mkfifo(tmp_path / "stalled.jpg")
+    (tmp_path / "list.txt").write_text("0.jpg 0.png\nstalled.jpg 1.png\n1.jpg 1.png\n2.jpg 2.png\n")
+    (tmp_path / "c.yml").write_text(f"""
+model: {{type: fcn8s_resnet18, num_classes: 2, width: 8}}
+train_dataset: {{type: Dataset, dataset_root: {tmp_path}, file_list: list.txt, num_classes: 2}}
+iters: 20
+batch_size: 1
+save_dir: {tmp_path / "run"}
+do_eval: false
+use_vdl: false
+num_workers: 2
+data_timeout: 3
+""")
+    cfg = load_config(str(tmp_path / "c.yml"))
+    start = time.time()
+    with pytest.raises(DataLoaderError) as err:
+        train(cfg, progress=False, check_data=False)  # the data check would read it first
+    assert time.time() - start < 60
+    message = str(err.value)
+    assert f"{tmp_path / 'stalled.jpg'}, {tmp_path / '1.png'})" in message
+    assert "data_timeout = 3 s" in message and "data loader worker" in message
+    assert processes_with(str(tmp_path)) == [] and children(os.getpid()) == []

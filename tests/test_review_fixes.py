@@ -157,7 +157,8 @@ def test_out_of_range_label_names_the_file(tmp_path, root, capsys):
     cfg = load_config(_config(tmp_path, root, tmp_path / "run", val="bad.txt"))
     model = build_model("unet", 3, width=4, depth=2, batch_norm=False)
     bad = build_dataset(cfg.val_dataset, model.normalization, 3)
-    with pytest.raises(DataError, match=r"label .*bad0\.png \(sample 0\).*\[5\]"):
+    named = r"sample 0 \(.*img/bad0\.png, .*lbl/bad0\.png\): label values \[5\]"
+    with pytest.raises(DataError, match=named):
         evaluate(model, bad, 3, progress=False)
     weights = tmp_path / "model.pdparams"
     paddle.save(model.state_dict(), str(weights))
@@ -168,7 +169,7 @@ def test_out_of_range_label_names_the_file(tmp_path, root, capsys):
     assert eval_main(["--config", config, "--model_path", str(weights),
                       "--skip_data_check"]) == 2
     err = capsys.readouterr().err
-    assert "Data check" not in err and "bad0.png (sample 0)" in err
+    assert "Data check" not in err and "bad0.png): " in err and "sample 0 (" in err
 
 
 # 6. files and directories follow the umask, not mkstemp's 0600 / mkdtemp's 0700

@@ -7,18 +7,30 @@ loaded ahead by ``num_workers`` processes (``0``: in this process). Three guaran
 
 - **No OpenCV deadlock.** OpenCV's thread pool does not survive ``fork``: once this process
   has run a multi-threaded OpenCV call (a resize or erode of a photo-size image does), a forked
-  worker that starts OpenCV threads blocks forever on the dead pool's lock. Workers are forked
-  while OpenCV is set to no threads (``fork_safe_opencv``), inherit that setting, and never
-  touch the pool size themselves (``cv2.setNumThreads(1)`` in a worker was this package's own
-  deadlock); this process gets its threads back right after.
+  child that reconfigures the pool (``cv2.setNumThreads(n)``, n >= 1) waits for the parent's
+  threads, which do not exist in the child, for ever. This package's old ``worker_init_fn``
+  did exactly that (measured: hung in 4 of 6 runs). Workers here never touch the pool size,
+  and are forked while OpenCV is set to no threads (``fork_safe_opencv``), so they inherit
+  "no pool" and run OpenCV single-threaded (one core each, which is what N workers want);
+  this process gets its threads back right after the fork.
 - **A watchdog.** Each worker records the sample it is reading and since when, in memory
   shared with this process. A sample that takes longer than ``timeout`` seconds, a worker
   that dies, or no batch at all for ``timeout`` seconds raises ``DataLoaderError`` naming the
-  worker, the sample index and its files; the reader checks every second or so.
+  worker, the sample index and its files; the reader checks every second or so. An exception
+  in a worker comes back with the sample and the worker's traceback (a ``DataError``, whose
+  message already names the file, as it is). With ``num_workers=0`` there is no watchdog.
 - **No orphans.** Workers die with this process (Linux ``PR_SET_PDEATHSIG``, so even after a
   SIGKILL; elsewhere they notice the new parent within a second once idle), ignore Ctrl-C
-  (this process handles it and stops them), and ``close()`` (also on leaving the iteration by
-  an exception) ends them, killing any that do not stop within a second.
+  (this process handles it and stops them; SIGINT/SIGTERM are blocked while they are forked,
+  so none arrives before they have set that up), and ``close()`` (also on leaving the
+  iteration by an exception) ends them, killing any that do not stop within a second.
+
+Protocol: batch ``n`` goes to worker ``n % num_workers`` as ``(n, items)`` on that worker's
+task queue (``None``: stop); every worker answers on the shared result queue with
+``(n, batch, None)`` or ``(n, None, exception)``; results that arrive early wait in a buffer
+until their turn. ``progress[3 w : 3 w + 3]`` is worker ``w``'s ``(batch, sample index,
+start time)``, the time ``-1`` while it is idle (written before the index, so a reader that
+sees an old start time long past the timeout also sees its sample).
 """
 import contextlib
 import ctypes
@@ -27,6 +39,7 @@ import os
 import pickle
 import queue
 import signal
+import sys
 import time
 import traceback
 
@@ -38,6 +51,8 @@ __all__ = ["WorkerLoader", "DataLoaderError", "fork_safe_opencv", "sample_name"]
 
 _IDLE = -1.0
 _PR_SET_PDEATHSIG = 1
+_LINUX = sys.platform.startswith("linux")
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 class DataLoaderError(DataError):
@@ -66,10 +81,9 @@ def fork_safe_opencv():
 
 def _die_with_parent(parent_pid):
     """Have the kernel SIGKILL this worker when its parent dies (Linux; a no-op elsewhere)."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
+    if _LINUX:
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os._exit(1)
 
@@ -80,18 +94,23 @@ def _index(item):
 
 
 def _portable(exc, where):
-    """``exc`` if it pickles (its message is the user's: a DataError names its file), else a
-    RuntimeError carrying the worker's traceback."""
-    try:
-        pickle.loads(pickle.dumps(exc))
-        return exc
-    except Exception:  # noqa: BLE001  (anything that does not survive the queue)
-        return RuntimeError(f"{where}: {''.join(traceback.format_exception(exc))}")
+    """What to send back for ``exc``: a ``DataError`` as it is (its message names the file)
+    if it pickles; anything else as a ``DataLoaderError`` naming ``where`` (worker, sample,
+    files) with the worker's traceback, which would otherwise be lost."""
+    if isinstance(exc, DataError):
+        with contextlib.suppress(Exception):
+            pickle.loads(pickle.dumps(exc))
+            return exc
+    trace = "".join(traceback.format_exception(exc)).rstrip()
+    return DataLoaderError(f"{where}: {type(exc).__name__}: {exc}\nworker traceback:\n{trace}")
 
 
 def _worker_loop(wid, dataset, collate_fn, tasks, results, progress, parent_pid):
+    """Worker ``wid``: answer ``(n, items)`` tasks until ``None`` or the parent is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the main process to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the trainer's handler inherited by fork
+    if hasattr(signal, "pthread_sigmask"):  # blocked by _start around the fork
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     _die_with_parent(parent_pid)
     while True:
         try:
@@ -103,14 +122,19 @@ def _worker_loop(wid, dataset, collate_fn, tasks, results, progress, parent_pid)
         if task is None:
             return
         number, items = task
+        index = -1
         try:
             samples = []
             for item in items:
-                progress[3 * wid:3 * wid + 3] = (number, _index(item), time.time())
+                index = _index(item)
+                progress[3 * wid + 2] = _IDLE
+                progress[3 * wid:3 * wid + 2] = (number, index)
+                progress[3 * wid + 2] = time.time()
                 samples.append(dataset[item])
             out = (number, collate_fn(samples), None)
         except Exception as exc:  # noqa: BLE001  (reported by the main process)
-            out = (number, None, _portable(exc, f"worker {wid}, batch {number}"))
+            where = f"data loader worker {wid} on {sample_name(dataset, index)} of batch {number}"
+            out = (number, None, _portable(exc, where))
         progress[3 * wid + 2] = _IDLE
         results.put(out)
 
@@ -128,6 +152,10 @@ class WorkerLoader:
         self._procs, self._tasks, self._results = [], [], None
 
     def __iter__(self):
+        """Batches in the order of ``batches``; the workers start at the first ``next`` and
+        end with the iteration (exhausted, closed or left by an exception)."""
+        if self._procs:
+            raise RuntimeError("WorkerLoader is already being iterated; make a second loader")
         if self.num_workers == 0:
             for items in self.batches:
                 yield self.collate_fn([self.dataset[item] for item in items])
@@ -145,11 +173,20 @@ class WorkerLoader:
             self.close()
 
     def _start(self):
-        methods = multiprocessing.get_all_start_methods()
-        ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        # fork where it is safe (Linux); macOS and Windows spawn (the dataset pickles)
+        ctx = multiprocessing.get_context("fork" if _LINUX else "spawn")
         self._progress = ctx.RawArray("d", [0.0, 0.0, _IDLE] * self.num_workers)
         self._results, self._done, self._last = ctx.Queue(), {}, time.time()
         self._tasks = [ctx.Queue() for _ in range(self.num_workers)]
+        blocked = hasattr(signal, "pthread_sigmask")
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS) if blocked else None
+        try:
+            self._fork_workers(ctx)
+        finally:
+            if blocked:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+    def _fork_workers(self, ctx):
         with fork_safe_opencv():
             for wid in range(self.num_workers):
                 p = ctx.Process(target=_worker_loop, daemon=True, name=f"data-worker-{wid}",
@@ -167,6 +204,8 @@ class WorkerLoader:
         return True
 
     def _receive(self, number):
+        """Batch ``number``: from the buffer or the result queue, checking the workers each
+        time the queue stays empty for a second."""
         while number not in self._done:
             try:
                 got, data, error = self._results.get(timeout=min(1.0, self.timeout / 4))

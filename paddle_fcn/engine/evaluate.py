@@ -9,6 +9,7 @@ import paddle.distributed as dist
 from tqdm import tqdm
 
 from paddle_fcn.data.io import DataError
+from paddle_fcn.data.loader import sample_name
 from paddle_fcn.engine.infer import predict_probs
 from paddle_fcn.metrics import ConfusionMatrix, SegMetrics
 
@@ -32,14 +33,6 @@ class EvalResult:
 
 def _shard(n, rank, world):
     return list(range(rank, n, world))
-
-
-def _sample_name(dataset, i):
-    """``label <path>`` of sample ``i`` when the dataset lists its files, else its index."""
-    files = getattr(dataset, "files", None)
-    if files is not None and i < len(files):
-        return f"label {files[i][1]} (sample {i})"
-    return f"sample {i} of {type(dataset).__name__}"
 
 
 @paddle.no_grad()
@@ -71,7 +64,7 @@ def evaluate(model, dataset, num_classes, test_cfg=None, ignore_index=255, keep_
         try:
             cm.update(pred, label)
         except ValueError as e:
-            raise DataError(f"{_sample_name(dataset, i)}: {e}") from None
+            raise DataError(f"{sample_name(dataset, i)}: {e}") from None
         if len(samples) < keep_samples:
             samples.append((np.asarray(image), label, pred))
     matrix = cm.matrix

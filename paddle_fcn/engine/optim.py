@@ -35,6 +35,11 @@ class IterLR(paddle.optimizer.lr.LRScheduler):
         self.warmup_start_lr = warmup_start_lr
         super().__init__(learning_rate=learning_rate)
 
+    def state_keys(self):
+        # the effective (clipped) warm-up is saved: a smoke run resumed with more iterations
+        # keeps its ramp instead of starting a new one midway
+        self.keys = ["last_epoch", "last_lr", "warmup_iters"]
+
     def get_lr(self):
         it = self.last_epoch
         if it < self.warmup_iters:

@@ -76,3 +76,9 @@ class SeededDataset(paddle.io.Dataset):
 
     def __len__(self):
         return len(self.dataset)
+
+    @property
+    def files(self):
+        """The wrapped dataset's ``(image, label)`` paths (None if it has none): error
+        messages name the files of a sample by its index."""
+        return getattr(self.dataset, "files", None)

@@ -33,11 +33,11 @@ from paddle_fcn.engine.distributed import (all_reduce_sum, convert_sync_batchnor
                                            restore_rank_rng, sync_model_state, world_size)
 from paddle_fcn.engine.env import seed_everything, setup_device, world_info
 from paddle_fcn.engine.evaluate import apply_configured_normalization, evaluate
-from paddle_fcn.engine.interrupt import TrainingInterrupted, critical, stop_on_signals
+from paddle_fcn.engine.interrupt import TrainingInterrupted, critical, requested, stop_on_signals
 from paddle_fcn.engine.loss import SegmentationLoss
 from paddle_fcn.engine.optim import build_optimizer
 from paddle_fcn.engine.sampler import SeededDataset, StreamBatchSampler
-from paddle_fcn.engine.vdl import VDLLogger
+from paddle_fcn.engine.vdl import TrainLog, VDLLogger
 from paddle_fcn.models import build_model
 from paddle_fcn.models.origin import model_state_dict
 from paddle_fcn.models.staged import transfer_weights
@@ -152,9 +152,10 @@ def _evaluate_and_keep_best(model, val_ds, num_classes, cfg, state, logger, it, 
     if rank != 0:
         return metrics
     logger.eval_result(result, val_ds.class_names, _bare(model).normalization, it)
-    atomic_write_text(json.dumps(metrics, indent=2), os.path.join(cfg.save_dir, "metrics.json"))
-    if better:
-        with critical():  # a stop signal waits until the pair is on disk
+    with critical():  # a stop signal waits until the files are on disk
+        atomic_write_text(json.dumps(metrics, indent=2), os.path.join(cfg.save_dir,
+                                                                      "metrics.json"))
+        if better:
             save_best_model(cfg.save_dir, model_state_dict(_bare(model)), metrics)
     best = "none" if state["best_mIoU"] is None else f"{state['best_mIoU']:.4f}"
     tqdm.write(f"[eval] iter {it}: mIoU {miou:.4f} pixel_acc {result.metrics.pixel_acc:.4f} "
@@ -249,7 +250,8 @@ def train(cfg, resume_model=None, progress=True, check_data=True):
     Ctrl-C or SIGTERM stops the run with ``TrainingInterrupted`` (its ``iteration`` is the last
     step done); the data workers are gone by then and every file written is complete.
     """
-    with stop_on_signals():
+    _, world = world_info()
+    with stop_on_signals(deferred=world > 1):  # ranks stop together: interrupt.requested
         start_time = time.time()
         model, train_ds, val_ds, optimizer, state, num_classes, rank, world = _prepare(
             cfg, resume_model, check_data)
@@ -266,7 +268,7 @@ def train(cfg, resume_model=None, progress=True, check_data=True):
             metrics, log = _train_loop(cfg, model, optimizer, loader, val_ds, state, num_classes,
                                        logger, bar, rank, world)
         except TrainingInterrupted as stop:
-            stop.iteration = state["iteration"]
+            stop.iteration, stop.rank = state["iteration"], rank
             raise
         finally:
             loader.close()
@@ -283,7 +285,7 @@ def _train_loop(cfg, model, optimizer, loader, val_ds, state, num_classes, logge
     loss_fn = SegmentationLoss(num_classes, cfg.loss.ignore_index, cfg.loss.reduction,
                                cfg.loss.class_weights)
     model.train()
-    metrics, log = None, _Log(cfg, world, logger, bar)
+    metrics, log = None, TrainLog(cfg, world, logger, bar)
     for it in range(state["iteration"] + 1, cfg.iters + 1):
         batches = _next_batches(loader, cfg.accumulate_steps)
         loss, lr = train_one_iter(model, loss_fn, optimizer, batches, it, cfg)
@@ -295,6 +297,7 @@ def _train_loop(cfg, model, optimizer, loader, val_ds, state, num_classes, logge
         if it % cfg.save_interval == 0 or it == cfg.iters:
             with critical():  # a stop signal waits until the checkpoint is complete
                 _save(cfg, it, model, optimizer, state, rank, world)
+        requested(all_reduce_sum if world > 1 else None)  # several ranks: all stop here
     return metrics, log
 
 
@@ -306,25 +309,3 @@ def _save(cfg, it, model, optimizer, state, rank, world):
     extra = {"config": config_to_dict(cfg), "best_mIoU": state["best_mIoU"],
              "best_iter": state["best_iter"], "world_size": world, "rank_rng": rank_rng}
     save_checkpoint(cfg.save_dir, it, _bare(model), optimizer, extra, cfg.keep_checkpoint_max)
-
-
-class _Log:
-    """Progress bar and Train/loss, Train/lr, Train/ips every ``log_iters`` iterations."""
-
-    def __init__(self, cfg, world, logger, bar):
-        self.every, self.logger, self.bar = cfg.log_iters, logger, bar
-        self.images_per_iter = cfg.batch_size * cfg.accumulate_steps * world
-        self.last, self.since, self.losses, self.lrs = time.time(), 0, [], []
-
-    def step(self, it, loss, lr):
-        self.bar.update(1)
-        self.since += 1
-        if it % self.every and it != self.bar.total:
-            return
-        ips = self.since * self.images_per_iter / max(time.time() - self.last, 1e-9)
-        self.last, self.since = time.time(), 0
-        self.losses.append((it, loss))
-        self.lrs.append((it, lr))
-        self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", ips=f"{ips:.1f}")
-        for tag, value in (("Train/loss", loss), ("Train/lr", lr), ("Train/ips", ips)):
-            self.logger.scalar(tag, value, it)

@@ -1,12 +1,13 @@
 """VisualDL logging (``visualdl --logdir <save_dir>/vdl``); only rank 0 writes."""
 import os
+import time
 
 import numpy as np
 
 from paddle_fcn.data.palette import colorize
 from paddle_fcn.normalization import denormalize
 
-__all__ = ["VDLLogger", "sample_panel"]
+__all__ = ["VDLLogger", "TrainLog", "sample_panel"]
 
 
 def sample_panel(image_chw, label, pred, normalization):
@@ -46,3 +47,25 @@ class VDLLogger:
     def close(self):
         if self.writer is not None:
             self.writer.close()
+
+
+class TrainLog:
+    """Progress bar and Train/loss, Train/lr, Train/ips every ``log_iters`` iterations."""
+
+    def __init__(self, cfg, world, logger, bar):
+        self.every, self.logger, self.bar = cfg.log_iters, logger, bar
+        self.images_per_iter = cfg.batch_size * cfg.accumulate_steps * world
+        self.last, self.since, self.losses, self.lrs = time.time(), 0, [], []
+
+    def step(self, it, loss, lr):
+        self.bar.update(1)
+        self.since += 1
+        if it % self.every and it != self.bar.total:
+            return
+        ips = self.since * self.images_per_iter / max(time.time() - self.last, 1e-9)
+        self.last, self.since = time.time(), 0
+        self.losses.append((it, loss))
+        self.lrs.append((it, lr))
+        self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", ips=f"{ips:.1f}")
+        for tag, value in (("Train/loss", loss), ("Train/lr", lr), ("Train/ips", ips)):
+            self.logger.scalar(tag, value, it)

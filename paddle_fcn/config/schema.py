@@ -29,15 +29,16 @@ class SyntheticConfig:
 
 @dataclass
 class DatasetConfig:
-    type: str                           # SyntheticVOC | PascalVOC | Dataset
+    type: str                           # a key of DATASET_MODES
     dataset_root: str
-    mode: str = "train"                 # PascalVOC: train|val|trainval|trainaug
+    mode: str = "train"                 # PascalVOC: train|val|trainval|trainaug (DATASET_MODES)
     file_list: Optional[str] = None     # type Dataset: lines "image label"
     num_classes: Optional[int] = None
     class_names: Optional[List[str]] = None
     ignore_index: int = 255             # VOC void/boundary label
     transforms: List[Dict[str, Any]] = field(default_factory=list)  # [{type: RandomCrop, ...}]
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    reduce_zero_label: bool = False     # PascalContext: ignore background (59 classes, MMSeg)
 
 
 @dataclass
@@ -141,6 +142,9 @@ DATASET_MODES = {
     "SyntheticVOC": ("train", "val", "trainval", "trainaug"),  # trainaug: preset voc
     "PascalVOC": ("train", "val", "trainval", "trainaug"),
     "Dataset": ("train", "val"),
+    "PascalContext": ("train", "val", "trainval"),
+    "Cityscapes": ("train", "val"),
+    "ADE20K": ("train", "val"),
 }
 # ModelConfig's own keys; every other key under ``model:`` is a builder option.
 MODEL_FIELDS = ("type", "num_classes", "pretrained", "init_from")

@@ -57,6 +57,9 @@ def validate_combinations(cfg, src):
         check(ds.class_names is None or ds.num_classes is None or len(ds.class_names) ==
               ds.num_classes, src, f"{key}.class_names",
               f"has {len(ds.class_names or ())} names for num_classes = {ds.num_classes}")
+        check(not ds.reduce_zero_label or ds.type == "PascalContext", src,
+              f"{key}.reduce_zero_label", f"applies to type PascalContext only (ADE20K always "
+              f"ignores 0), not {ds.type}")
         syn = ds.synthetic
         check(ds.type != "SyntheticVOC" or ds.mode != "trainaug" or syn.preset == "voc", src,
               f"{key}.mode", "trainaug needs synthetic.preset: voc (the shapes preset has no "

@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Optional
 __all__ = [
     "Config", "ModelConfig", "DatasetConfig", "SyntheticConfig", "OptimizerConfig",
     "LRSchedulerConfig", "LossConfig", "TestConfig", "ExportConfig", "CHOICES", "DATASET_MODES",
+    "DATASET_OPTIONS",
     "MODEL_FIELDS", "RULES",
 ]
 
@@ -39,6 +40,9 @@ class DatasetConfig:
     transforms: List[Dict[str, Any]] = field(default_factory=list)  # [{type: RandomCrop, ...}]
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     reduce_zero_label: bool = False     # PascalContext: ignore background (59 classes, MMSeg)
+    head: Optional[str] = None          # SIFTFlow: semantic (default) | geometric | both
+    modality: Optional[str] = None      # NYUDv2: rgb (default) | hha | rgb_hha
+    hha_dir: Optional[str] = None       # NYUDv2: HHA folder (relative to dataset_root)
 
 
 @dataclass
@@ -145,6 +149,15 @@ DATASET_MODES = {
     "PascalContext": ("train", "val", "trainval"),
     "Cityscapes": ("train", "val"),
     "ADE20K": ("train", "val"),
+    "SIFTFlow": ("trainval", "test"),
+    "NYUDv2": ("trainval", "test"),
+}
+# dataset keys that only some types take: key -> (types, allowed values or None for any)
+DATASET_OPTIONS = {
+    "reduce_zero_label": (("PascalContext",), None),
+    "head": (("SIFTFlow",), ("semantic", "geometric", "both")),
+    "modality": (("NYUDv2",), ("rgb", "hha", "rgb_hha")),
+    "hha_dir": (("NYUDv2",), None),
 }
 # ModelConfig's own keys; every other key under ``model:`` is a builder option.
 MODEL_FIELDS = ("type", "num_classes", "pretrained", "init_from")

@@ -1,5 +1,5 @@
-"""Data: datasets (PASCAL VOC, SBD trainaug, PASCAL-Context, Cityscapes, ADE20K, list files,
-synthetic), transforms, checks.
+"""Data: datasets (PASCAL VOC, SBD trainaug, PASCAL-Context, SIFT Flow, Cityscapes, ADE20K,
+NYUDv2, list files, synthetic), transforms, checks.
 
 Contract (docs/architecture.md): images are read as RGB uint8 HWC, labels as uint8 HW class
 indices with 255 = ignore; ``dataset[i]`` is ``(image float32 CHW, label int64 HW)`` after
@@ -13,7 +13,9 @@ from paddle_fcn.data.cityscapes import Cityscapes
 from paddle_fcn.data.context import PascalContext
 from paddle_fcn.data.io import (DataError, read_image, read_label, read_label_with_notes,
                                 write_image, write_label)
+from paddle_fcn.data.nyud import NYUDv2
 from paddle_fcn.data.palette import VOC_CLASSES, color_map, colorize, rgb_to_label
+from paddle_fcn.data.siftflow import SIFTFlow
 from paddle_fcn.data.synthetic import CLASS_NAMES as SYNTHETIC_CLASSES
 from paddle_fcn.data.synthetic import ensure_synthetic_voc, generate_synthetic_voc
 from paddle_fcn.data.transforms import TRANSFORMS, Compose, Normalize, build_transforms
@@ -25,7 +27,7 @@ __all__ = [
     "SYNTHETIC_CLASSES", "generate_synthetic_voc", "ensure_synthetic_voc",
     "TRANSFORMS", "Compose", "Normalize", "build_transforms",
     "SegDataset", "PascalVOC", "ListDataset", "PascalContext", "Cityscapes", "ADE20K",
-    "collate_fn", "collate",
+    "SIFTFlow", "NYUDv2", "collate_fn", "collate",
     "CheckReport", "check_dataset", "DATASET_TYPES", "build_dataset",
 ]
 
@@ -37,10 +39,13 @@ SPLIT_DATASETS = {
     "PascalContext": PascalContext,
     "Cityscapes": Cityscapes,
     "ADE20K": ADE20K,
+    "SIFTFlow": SIFTFlow,
+    "NYUDv2": NYUDv2,
 }
 DATASET_TYPES = (*SPLIT_DATASETS, "Dataset")
 # dataset options beyond the common ones, and the types that take them
-DATASET_OPTIONS = {"reduce_zero_label": ("PascalContext",)}
+DATASET_OPTIONS = {"reduce_zero_label": ("PascalContext",), "head": ("SIFTFlow",),
+                   "modality": ("NYUDv2",), "hha_dir": ("NYUDv2",)}
 
 
 def _get(cfg, key, default=None):

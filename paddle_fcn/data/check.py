@@ -124,9 +124,10 @@ def _check_values(report, path, label, num_classes, ignore_index, seen):
 
 
 def _check_pair(report, i, image_path, label_path, num_classes, ignore_index, seen,
-                label_map=None):
+                label_map=None, load_label=load_label_array):
     """Check one pair; returns ``(blob, max_bad)`` as ``_check_values`` (or (False, None)).
-    ``label_map``: the dataset's lookup table from stored values to class indices, if any."""
+    ``label_map``: the dataset's lookup table from stored values to class indices, if any;
+    ``load_label``: the dataset's reader of stored values (e.g. SIFT Flow's ``.mat``)."""
     missing = [(what, p) for what, p in (("image", image_path), ("label", label_path))
                if not os.path.isfile(p)]
     for what, p in missing:
@@ -142,7 +143,7 @@ def _check_pair(report, i, image_path, label_path, num_classes, ignore_index, se
         report.add("unreadable", str(e))
         image = None
     try:
-        label, _ = load_label_array(label_path)
+        label, _ = load_label(label_path)
     except DataError as e:
         report.add("unreadable", str(e))
         return False, None
@@ -217,7 +218,8 @@ def check_dataset(dataset, num_classes=None, max_report=10, progress=False):
     seen, blobs, max_label = {}, [], None
     for i, (image_path, label_path) in enumerate(_progress(files, progress, len(files))):
         blob, max_bad = _check_pair(report, i, image_path, label_path, num_classes,
-                                    ignore_index, seen, getattr(dataset, "label_map", None))
+                                    ignore_index, seen, getattr(dataset, "label_map", None),
+                                    getattr(dataset, "load_label_array", load_label_array))
         if blob:
             blobs.append(label_path)
         if max_bad is not None:

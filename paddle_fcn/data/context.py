@@ -24,11 +24,11 @@ import os
 
 import numpy as np
 
-from paddle_fcn.data.io import DataError, write_label
+from paddle_fcn.data.io import DataError, load_mat, write_label
 from paddle_fcn.data.reference import read_reference_classes
 from paddle_fcn.data.voc import IGNORE_INDEX, PascalVOC, zero_ignored_lut
 
-__all__ = ["CONTEXT_CLASSES", "PascalContext", "convert_context_mat", "context_lut", "load_mat"]
+__all__ = ["CONTEXT_CLASSES", "PascalContext", "convert_context_mat", "context_lut"]
 
 CONTEXT_CLASSES = tuple(read_reference_classes("pascal-context_classes-59.txt"))  # 60 names
 
@@ -51,24 +51,6 @@ class PascalContext(PascalVOC):
             self.label_map = zero_ignored_lut(ignore_index)
         super().__init__(dataset_root, mode, transforms, num_classes, class_names,
                          ignore_index)
-
-
-def load_mat(path, key):
-    """The array ``key`` of MATLAB file ``path`` (needs scipy; DataError naming the file)."""
-    try:
-        import scipy.io
-    except ImportError:
-        raise DataError(f"reading {path} needs scipy, an optional dependency: "
-                        f"pip install scipy (or convert the .mat labels to PNG elsewhere)") \
-            from None
-    try:
-        data = scipy.io.loadmat(path)
-    except Exception as e:  # noqa: BLE001 - scipy raises many kinds for a bad file
-        raise DataError(f"cannot read MATLAB file {path}: {e}") from None
-    if key not in data:
-        found = sorted(k for k in data if not k.startswith("__"))
-        raise DataError(f"MATLAB file {path} has no variable {key!r} (it has {found})")
-    return np.asarray(data[key])
 
 
 def _name_key(name):

@@ -84,6 +84,7 @@ class SegDataset(paddle.io.Dataset):
     """
 
     label_map = None
+    channels = 3  # image channels after the transforms (NYUDv2 RGB-HHA: 6)
 
     def __init__(self, files, transforms, num_classes, class_names, ignore_index=IGNORE_INDEX,
                  source="the file list"):
@@ -114,7 +115,7 @@ class SegDataset(paddle.io.Dataset):
 
     def __getitem__(self, idx):
         image, label = self.transforms(*self.raw(idx))
-        if image.ndim != 3 or image.dtype != np.float32 or image.shape[0] != 3:
+        if image.ndim != 3 or image.dtype != np.float32 or image.shape[0] != self.channels:
             raise DataError(f"transforms returned image {image.dtype} {image.shape}; they must "
                             f"end with Normalize (float32 CHW)")
         return image, label.astype(np.int64, copy=False)

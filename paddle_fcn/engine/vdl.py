@@ -9,10 +9,11 @@ __all__ = ["VDLLogger", "sample_panel"]
 
 
 def denormalize(image_chw, normalization):
-    """Normalised float CHW -> uint8 HWC RGB, inverting ``(img/255 - mean) / std``."""
-    mean = np.asarray(normalization["mean"], np.float32)[:, None, None]
-    std = np.asarray(normalization["std"], np.float32)[:, None, None]
-    rgb = (image_chw * std + mean) * 255.0
+    """Normalised float CHW -> uint8 HWC RGB, inverting ``(img/255 - mean) / std``; of a
+    multi-channel input (RGB-HHA) the first three channels, RGB."""
+    mean = np.asarray(normalization["mean"], np.float32)[:3, None, None]
+    std = np.asarray(normalization["std"], np.float32)[:3, None, None]
+    rgb = (image_chw[:3] * std + mean) * 255.0
     return np.clip(rgb, 0, 255).astype(np.uint8).transpose(1, 2, 0)
 
 

@@ -2,6 +2,8 @@
 every kind of stored value -> the exact label array after loading; the data check applies
 the same mapping; the .mat converter of PASCAL-Context (skipped without scipy)."""
 import os
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -106,6 +108,11 @@ def test_convert_context_mat_writes_the_png_layout(tmp_path):
     scipy_io.savemat(str(context / "trainval" / "2008_000009.mat"), {"Other": full})
     with pytest.raises(DataError, match="2008_000009.mat has no variable 'LabelMap'"):
         convert_context_mat(str(context), voc)
+    tool = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools",
+                        "convert_context.py")
+    proc = subprocess.run([sys.executable, tool, str(context), voc], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2 and "2008_000009.mat has no variable" in proc.stderr
 
 
 # --- Cityscapes -----------------------------------------------------------------------------

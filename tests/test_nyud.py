@@ -99,3 +99,18 @@ def test_nyud_config_trains_two_iterations(tmp_path):
     assert len(summary.losses) == 2 and all(math.isfinite(v) for _, v in summary.losses)
     assert len(summary.last_metrics["class_IoU"]) == 40
     assert os.path.isfile(tmp_path / "run" / "best_model" / "model.pdparams")
+
+
+def test_six_channel_crop_pads_with_each_channels_mean():
+    from paddle_fcn.data.transforms import build_transforms
+
+    mean = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+    t = build_transforms([{"type": "RandomCrop", "crop_size": [6, 4]}],
+                         {"mean": mean, "std": (1.0,) * 6})
+    image, label = t(np.full((2, 3, 6), 100, np.uint8), np.zeros((2, 3), np.uint8))
+    assert image.shape == (6, 4, 6) and (label == 255).sum() == 4 * 6 - 2 * 3
+    padded = image[:, label == 255]
+    np.testing.assert_allclose(padded, 0, atol=1 / 255)  # the mean: 0 after Normalize
+    kept = image[:, label == 0]
+    np.testing.assert_allclose(kept, np.broadcast_to(100 / 255 - np.array(mean)[:, None],
+                                                     kept.shape), rtol=1e-5)

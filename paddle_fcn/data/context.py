@@ -1,5 +1,6 @@
 """PASCAL-Context (Mottaghi et al., CVPR 2014): the 59 most frequent classes plus background,
-as the FCN papers evaluate it (PAMI 2017, section 5: "the 59 class task").
+the task of the FCN papers' PASCAL-Context nets (the authors' model notes: "trained for the
+PASCAL-context 59-class (60 including background) task", background = index 0).
 
 Layout (the converted PNGs that PaddleSeg's ``PascalContext`` and MMSegmentation read;
 ``dataset_root`` is the ``VOC2010`` folder or any folder holding ``VOCdevkit/VOC2010``)::
@@ -84,7 +85,9 @@ def convert_context_mat(context_dir, voc_root):
     """Write ``voc_root/SegmentationClassContext/<id>.png`` (0 background, 1..59) from
     ``context_dir/trainval/<id>.mat`` and ``context_dir/labels.txt``, and the split files
     ``ImageSets/SegmentationContext/{train,val}.txt`` from VOC2010's ``ImageSets/Main``
-    (PASCAL-Context's train / val are VOC 2010's). Returns the number of labels written."""
+    (PASCAL-Context's train / val are VOC 2010's). Returns the number of labels written.
+    A bad ``.mat`` stops it with a DataError naming the file; the PNGs written before it are
+    complete, and a re-run rewrites them identically."""
     labels_txt = os.path.join(context_dir, "labels.txt")
     if not os.path.isfile(labels_txt):
         raise DataError(f"{labels_txt} not found: the 459-class release ships it next to "

@@ -26,7 +26,7 @@ import numpy as np
 from paddle_fcn.data.heads import HeadCodec
 from paddle_fcn.data.io import DataError, load_label_array, load_mat_label, read_image
 from paddle_fcn.data.reference import read_reference_classes
-from paddle_fcn.data.voc import IGNORE_INDEX, SegDataset, zero_ignored_lut
+from paddle_fcn.data.voc import IGNORE_INDEX, SegDataset, _resolve_class_names, zero_ignored_lut
 
 __all__ = ["SIFTFLOW_CLASSES", "SIFTFlow"]
 
@@ -68,8 +68,9 @@ class SIFTFlow(SegDataset):
         if num_classes not in (None, len(names)):
             raise DataError(f"SIFTFlow {kinds[0]} labels have {len(names)} classes, not "
                             f"num_classes={num_classes}")
-        super().__init__(files, transforms, len(names), list(class_names or names),
-                         ignore_index, source=f"split file {split}")
+        num_classes, class_names = _resolve_class_names(len(names), class_names, None, names)
+        super().__init__(files, transforms, num_classes, class_names, ignore_index,
+                         source=f"split file {split}")
 
     def _label_path(self, kind, image_id):
         stem = os.path.join(self.root, _LABEL_DIRS[kind], _SUBDIR, image_id)

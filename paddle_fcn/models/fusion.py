@@ -1,7 +1,7 @@
-"""Late fusion of two FCNs (Long, Shelhamer, Darrell, PAMI 2017, NYUDv2 experiment: "late
-fusion of RGB and HHA ... the final scores of both nets are summed"; the reference net
-``nyud-fcn32s-color-hha``): an RGB trunk and an HHA trunk, each a whole FCN with its own
-score layers, and the sum of their class scores.
+"""Late fusion of two FCNs (Long, Shelhamer, Darrell, CVPR 2015, section 5 and Table 4,
+NYUDv2: RGB-HHA is the jointly trained late-fusion model summing the RGB and HHA nets'
+predictions; the reference net ``nyud-fcn32s-color-hha``): an RGB trunk and an HHA trunk,
+each a whole FCN with its own score layers, and the sum of their class scores.
 
 ``late_fusion(builder)`` makes, from any FCN builder, a builder with the same options whose
 model maps ``N x 6 x H x W`` (RGB channels, then HHA) to ``N x C x H x W``. Both trunks take

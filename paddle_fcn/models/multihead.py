@@ -1,8 +1,9 @@
 """One FCN trunk, several score heads: the reference SIFT Flow nets
 (fcn.berkeleyvision.org ``siftflow-fcn{32,16,8}s/net.py``) score semantic and geometric classes
 with two sets of ``score_fr`` / ``score_pool4`` / ``score_pool3`` / upsamplers on one VGG16,
-trained with the two losses summed (Long, Shelhamer, Darrell, PAMI 2017, SIFT Flow
-experiment: "a two-headed version of FCN-16s").
+trained with the two losses summed (Long, Shelhamer, Darrell, CVPR 2015, section 5, SIFT
+Flow: "We learn a two-headed version of FCN-16s with semantic and geometric prediction layers
+and losses").
 
 ``with_heads(fcn, heads)`` turns a built FCN into a ``MultiHeadFCN``: the FCN's own head is the
 first head of ``heads`` (its layers keep their names, so ImageNet loading and staged

@@ -5,7 +5,9 @@ A normalisation is a plain dict ``{"mean": (a, b, c), "std": (a, b, c), "scale":
 
     x[c] = (pixel[channel_order[c]] / scale - mean[c]) / std[c]        (float32, CHW)
 
-with ``mean`` and ``std`` listed in the network's channel order. Two origins exist:
+with ``mean`` and ``std`` listed in the network's channel order. A k-channel image (k a
+multiple of 3: the late-fusion RGB-HHA nets' six, RGB then HHA) has k means and stds, and the
+channel order applies to each group of three. Two origins exist:
 
 * ``imagenet``: torchvision / Paddle model-zoo weights; RGB, ``scale`` 255 (pixels in [0, 1]),
   mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225).
@@ -56,8 +58,9 @@ def as_normalization(value, what="normalization"):
     except (TypeError, ValueError):
         raise ValueError(f"{what}: mean, std and scale must be numbers, got {value!r}") from None
     order = value.get("channel_order", "RGB")
-    if len(mean) != 3 or len(std) != 3 or min(std) <= 0 or scale <= 0:
-        raise ValueError(f"{what}: needs 3 means, 3 stds > 0 and scale > 0; got {value!r}")
+    if len(mean) % 3 or len(mean) != len(std) or not mean or min(std) <= 0 or scale <= 0:
+        raise ValueError(f"{what}: needs 3 (or 3k, one per image channel) means, as many "
+                         f"stds > 0, and scale > 0; got {value!r}")
     if order not in CHANNEL_ORDERS:
         raise ValueError(f"{what}: channel_order must be one of {', '.join(CHANNEL_ORDERS)}, "
                          f"got {order!r}")
@@ -67,8 +70,8 @@ def as_normalization(value, what="normalization"):
 def same_normalization(a, b):
     """Whether two normalisations give the same input (values compared to 1e-6 relative)."""
     a, b = as_normalization(a), as_normalization(b)
-    return a["channel_order"] == b["channel_order"] and all(
-        np.allclose(a[k], b[k], rtol=1e-6, atol=0) for k in ("mean", "std", "scale"))
+    return a["channel_order"] == b["channel_order"] and len(a["mean"]) == len(b["mean"]) and \
+        all(np.allclose(a[k], b[k], rtol=1e-6, atol=0) for k in ("mean", "std", "scale"))
 
 
 def describe(norm):
@@ -80,11 +83,16 @@ def describe(norm):
 
 
 def _order(norm):
-    return slice(None, None, -1) if norm["channel_order"] == "BGR" else slice(None)
+    """Image channel of each network channel: BGR reverses every group of three."""
+    k = len(norm["mean"])
+    if norm["channel_order"] != "BGR":
+        return np.arange(k)
+    return np.array([3 * (c // 3) + 2 - c % 3 for c in range(k)])
 
 
 def normalize_image(image, norm):
-    """RGB ``H x W x 3`` (uint8 or float 0-255) -> float32 ``3 x H x W`` network input."""
+    """RGB ``H x W x k`` (uint8 or float 0-255; k = 3 or the normalisation's k) -> float32
+    ``k x H x W`` network input."""
     mean = np.asarray(norm["mean"], dtype=np.float32)
     std = np.asarray(norm["std"], dtype=np.float32)
     pixels = image[..., _order(norm)].astype(np.float32)
@@ -93,16 +101,17 @@ def normalize_image(image, norm):
 
 
 def denormalize(image_chw, norm):
-    """Network input ``3 x H x W`` -> uint8 RGB ``H x W x 3`` (inverse of ``normalize_image``,
-    clipped to 0..255)."""
-    mean = np.asarray(norm["mean"], np.float32)[:, None, None]
-    std = np.asarray(norm["std"], np.float32)[:, None, None]
-    pixels = (image_chw * std + mean) * float(norm["scale"])
-    pixels = pixels.transpose(1, 2, 0)[..., _order(norm)]
+    """Network input ``k x H x W`` -> uint8 RGB ``H x W x 3`` of its first three channels (the
+    colour image of an RGB-HHA input): the inverse of ``normalize_image``, clipped to 0..255."""
+    mean = np.asarray(norm["mean"], np.float32)[:3, None, None]
+    std = np.asarray(norm["std"], np.float32)[:3, None, None]
+    pixels = (image_chw[:3] * std + mean) * float(norm["scale"])
+    pixels = pixels.transpose(1, 2, 0)[..., _order(norm)[:3]]
     return np.clip(pixels, 0, 255).astype(np.uint8)
 
 
 def mean_pixel(norm):
-    """The RGB pixel (0-255 floats) that normalises to 0: the padding colour of crops."""
+    """The image pixel (0-255 floats, one per channel, RGB first) that normalises to 0: the
+    padding colour of crops."""
     mean = np.asarray(norm["mean"], np.float64) * float(norm["scale"])
     return tuple(float(v) for v in mean[_order(norm)])

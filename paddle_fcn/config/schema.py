@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Optional
 __all__ = [
     "Config", "ModelConfig", "DatasetConfig", "SyntheticConfig", "OptimizerConfig",
     "LRSchedulerConfig", "LossConfig", "TestConfig", "ExportConfig", "CHOICES", "DATASET_MODES",
+    "DATASET_OPTIONS",
     "MODEL_FIELDS", "RULES",
 ]
 
@@ -29,15 +30,19 @@ class SyntheticConfig:
 
 @dataclass
 class DatasetConfig:
-    type: str                           # SyntheticVOC | PascalVOC | Dataset
+    type: str                           # a key of DATASET_MODES
     dataset_root: str
-    mode: str = "train"                 # PascalVOC: train|val|trainval|trainaug|seg11valid
+    mode: str = "train"                 # per type: DATASET_MODES (PascalVOC: ... seg11valid)
     file_list: Optional[str] = None     # type Dataset: lines "image label"
     num_classes: Optional[int] = None
     class_names: Optional[List[str]] = None
     ignore_index: int = 255             # VOC void/boundary label
     transforms: List[Dict[str, Any]] = field(default_factory=list)  # [{type: RandomCrop, ...}]
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    reduce_zero_label: bool = False     # PascalContext: ignore background (59 classes, MMSeg)
+    head: Optional[str] = None          # SIFTFlow: semantic (default) | geometric | both
+    modality: Optional[str] = None      # NYUDv2: rgb (default) | hha | rgb_hha
+    hha_dir: Optional[str] = None       # NYUDv2: HHA folder (relative to dataset_root)
 
 
 @dataclass
@@ -146,6 +151,18 @@ DATASET_MODES = {
     "SyntheticVOC": ("train", "val", "trainval", "trainaug"),  # trainaug: preset voc
     "PascalVOC": ("train", "val", "trainval", "trainaug", "seg11valid"),
     "Dataset": ("train", "val"),
+    "PascalContext": ("train", "val", "trainval"),
+    "Cityscapes": ("train", "val"),
+    "ADE20K": ("train", "val"),
+    "SIFTFlow": ("trainval", "test"),
+    "NYUDv2": ("trainval", "test"),
+}
+# dataset keys that only some types take: key -> (types, allowed values or None for any)
+DATASET_OPTIONS = {
+    "reduce_zero_label": (("PascalContext",), None),
+    "head": (("SIFTFlow",), ("semantic", "geometric", "both")),
+    "modality": (("NYUDv2",), ("rgb", "hha", "rgb_hha")),
+    "hha_dir": (("NYUDv2",), None),
 }
 # ModelConfig's own keys; every other key under ``model:`` is a builder option.
 MODEL_FIELDS = ("type", "num_classes", "pretrained", "init_from", "normalization")

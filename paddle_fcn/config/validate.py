@@ -9,7 +9,8 @@ filled from the datasets. Each failure is a ConfigError naming the source and ke
 import inspect
 
 from paddle_fcn.config.errors import ConfigError, Source, check, describe, fail, hint
-from paddle_fcn.config.schema import CHOICES, DATASET_MODES, MODEL_FIELDS, RULES
+from paddle_fcn.config.schema import (CHOICES, DATASET_MODES, DATASET_OPTIONS, MODEL_FIELDS,
+                                     RULES)
 
 __all__ = ["validate_values", "validate_combinations", "validate_model", "validate_transforms",
            "resolve_config_classes", "resolve_num_classes"]
@@ -57,6 +58,7 @@ def validate_combinations(cfg, src):
         check(ds.class_names is None or ds.num_classes is None or len(ds.class_names) ==
               ds.num_classes, src, f"{key}.class_names",
               f"has {len(ds.class_names or ())} names for num_classes = {ds.num_classes}")
+        _check_dataset_options(ds, key, src)
         syn = ds.synthetic
         check(ds.type != "SyntheticVOC" or ds.mode != "trainaug" or syn.preset == "voc", src,
               f"{key}.mode", "trainaug needs synthetic.preset: voc (the shapes preset has no "
@@ -77,6 +79,18 @@ def validate_combinations(cfg, src):
               "sliding-window inference needs test_config.crop_size and test_config.stride")
         check(all(s <= c for s, c in zip(test.stride, test.crop_size)), src, "test_config.stride",
               f"{test.stride} exceeds crop_size {test.crop_size}: pixels would be left unscored")
+
+
+def _check_dataset_options(ds, key, src):
+    """Keys of DATASET_OPTIONS are set only for their types, to allowed values."""
+    for option, (types, allowed) in DATASET_OPTIONS.items():
+        value = getattr(ds, option)
+        if value in (None, False):
+            continue
+        check(ds.type in types, src, f"{key}.{option}",
+              f"applies to type {', '.join(types)} only, not {ds.type}")
+        if allowed is not None:
+            _choice(value, allowed, src, f"{key}.{option}")
 
 
 def _same_kind(value, default):

@@ -1,4 +1,5 @@
-"""Data: datasets (PASCAL VOC, SBD trainaug, list files, synthetic), transforms, checks.
+"""Data: datasets (PASCAL VOC, SBD trainaug, PASCAL-Context, SIFT Flow, Cityscapes, ADE20K,
+NYUDv2, list files, synthetic), transforms, checks.
 
 Contract (docs/architecture.md): images are read as RGB uint8 HWC, labels as uint8 HW class
 indices with 255 = ignore; ``dataset[i]`` is ``(image float32 CHW, label int64 HW)`` after
@@ -6,10 +7,15 @@ the transforms, which end in ``Normalize``.
 """
 import inspect
 
+from paddle_fcn.data.ade20k import ADE20K
 from paddle_fcn.data.check import CheckReport, check_dataset
+from paddle_fcn.data.cityscapes import Cityscapes
+from paddle_fcn.data.context import PascalContext
 from paddle_fcn.data.io import (DataError, read_image, read_label, read_label_with_notes,
                                 write_image, write_label)
+from paddle_fcn.data.nyud import NYUDv2
 from paddle_fcn.data.palette import VOC_CLASSES, color_map, colorize, rgb_to_label
+from paddle_fcn.data.siftflow import SIFTFlow
 from paddle_fcn.data.synthetic import CLASS_NAMES as SYNTHETIC_CLASSES
 from paddle_fcn.data.synthetic import ensure_synthetic_voc, generate_synthetic_voc
 from paddle_fcn.data.transforms import TRANSFORMS, Compose, Normalize, build_transforms
@@ -20,11 +26,26 @@ __all__ = [
     "VOC_CLASSES", "color_map", "colorize", "rgb_to_label",
     "SYNTHETIC_CLASSES", "generate_synthetic_voc", "ensure_synthetic_voc",
     "TRANSFORMS", "Compose", "Normalize", "build_transforms",
-    "SegDataset", "PascalVOC", "ListDataset", "collate_fn", "collate",
+    "SegDataset", "PascalVOC", "ListDataset", "PascalContext", "Cityscapes", "ADE20K",
+    "SIFTFlow", "NYUDv2", "collate_fn", "collate",
     "CheckReport", "check_dataset", "DATASET_TYPES", "build_dataset",
 ]
 
-DATASET_TYPES = ("SyntheticVOC", "PascalVOC", "Dataset")
+# type -> class taking (dataset_root, mode, transforms, num_classes, class_names, ignore_index);
+# SyntheticVOC is PascalVOC on generated data, Dataset (a list file) is built apart.
+SPLIT_DATASETS = {
+    "SyntheticVOC": PascalVOC,
+    "PascalVOC": PascalVOC,
+    "PascalContext": PascalContext,
+    "Cityscapes": Cityscapes,
+    "ADE20K": ADE20K,
+    "SIFTFlow": SIFTFlow,
+    "NYUDv2": NYUDv2,
+}
+DATASET_TYPES = (*SPLIT_DATASETS, "Dataset")
+# dataset options beyond the common ones, and the types that take them
+DATASET_OPTIONS = {"reduce_zero_label": ("PascalContext",), "head": ("SIFTFlow",),
+                   "modality": ("NYUDv2",), "hha_dir": ("NYUDv2",)}
 
 
 def _get(cfg, key, default=None):
@@ -55,7 +76,7 @@ def _synthetic_root(root, synthetic):
 def build_dataset(ds_cfg, normalization=None, num_classes=None):
     """Build the dataset described by a dataset config (duck-typed object or dict).
 
-    Reads ``type`` ("SyntheticVOC" | "PascalVOC" | "Dataset"), ``dataset_root``, ``mode``,
+    Reads ``type`` (one of ``DATASET_TYPES``), ``dataset_root``, ``mode``,
     ``file_list``, ``num_classes``, ``class_names``, ``ignore_index``, ``transforms`` (list of
     transform specs, see ``build_transforms``) and ``synthetic`` (keyword arguments of
     ``ensure_synthetic_voc``). ``normalization`` is the model's mean/std dict (None ->
@@ -84,6 +105,13 @@ def build_dataset(ds_cfg, normalization=None, num_classes=None):
         if not file_list:
             raise DataError("dataset of type Dataset needs file_list ('image label' per line)")
         return ListDataset(root, file_list, **common)
+    for option, kinds in DATASET_OPTIONS.items():
+        value = _get(ds_cfg, option)
+        if value not in (None, False) and kind not in kinds:
+            raise DataError(f"dataset option {option} applies to type(s) {', '.join(kinds)}, "
+                            f"not {kind}")
+        if kind in kinds and value is not None:
+            common[option] = value
     if kind == "SyntheticVOC":
         root = _synthetic_root(root, _get(ds_cfg, "synthetic"))
-    return PascalVOC(root, _get(ds_cfg, "mode") or "train", **common)
+    return SPLIT_DATASETS[kind](root, _get(ds_cfg, "mode") or "train", **common)

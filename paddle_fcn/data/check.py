@@ -123,8 +123,11 @@ def _check_values(report, path, label, num_classes, ignore_index, seen):
     return binary, (max(v for v, _ in bad) if bad else None)
 
 
-def _check_pair(report, i, image_path, label_path, num_classes, ignore_index, seen):
-    """Check one pair; returns ``(blob, max_bad)`` as ``_check_values`` (or (False, None))."""
+def _check_pair(report, i, image_path, label_path, num_classes, ignore_index, seen,
+                label_map=None, load_label=load_label_array):
+    """Check one pair; returns ``(blob, max_bad)`` as ``_check_values`` (or (False, None)).
+    ``label_map``: the dataset's lookup table from stored values to class indices, if any;
+    ``load_label``: the dataset's reader of stored values (e.g. SIFT Flow's ``.mat``)."""
     missing = [(what, p) for what, p in (("image", image_path), ("label", label_path))
                if not os.path.isfile(p)]
     for what, p in missing:
@@ -140,7 +143,7 @@ def _check_pair(report, i, image_path, label_path, num_classes, ignore_index, se
         report.add("unreadable", str(e))
         image = None
     try:
-        label, _ = load_label_array(label_path)
+        label, _ = load_label(label_path)
     except DataError as e:
         report.add("unreadable", str(e))
         return False, None
@@ -152,6 +155,8 @@ def _check_pair(report, i, image_path, label_path, num_classes, ignore_index, se
                                     f"(WxH) but label {label_path} is {label.shape[1]}x"
                                     f"{label.shape[0]}; regenerate or resize the label with "
                                     f"nearest-neighbour interpolation")
+    if label_map is not None and label.size and label.min() >= 0 and label.max() <= 255:
+        label = label_map[label]  # values beyond 0..255 stay as they are and are reported
     return _check_values(report, label_path, label, num_classes, ignore_index, seen)
 
 
@@ -213,7 +218,8 @@ def check_dataset(dataset, num_classes=None, max_report=10, progress=False):
     seen, blobs, max_label = {}, [], None
     for i, (image_path, label_path) in enumerate(_progress(files, progress, len(files))):
         blob, max_bad = _check_pair(report, i, image_path, label_path, num_classes,
-                                    ignore_index, seen)
+                                    ignore_index, seen, getattr(dataset, "label_map", None),
+                                    getattr(dataset, "load_label_array", load_label_array))
         if blob:
             blobs.append(label_path)
         if max_bad is not None:

@@ -16,7 +16,8 @@ from PIL import Image
 
 from paddle_fcn.data.palette import color_map, match_voc_colors
 
-__all__ = ["DataError", "read_image", "read_image_with_notes", "read_label",
+__all__ = ["DataError", "read_image", "read_image_with_notes", "read_label", "load_mat",
+           "load_mat_label",
            "read_label_with_notes", "write_label", "write_image", "load_label_array",
            "colour_mask_message"]
 
@@ -258,3 +259,34 @@ def write_image(path, image, quality=95):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "wb") as f:
         f.write(buf.tobytes())
+
+
+def load_mat(path, key):
+    """The array ``key`` of MATLAB file ``path`` (needs scipy; DataError naming the file)."""
+    try:
+        import scipy.io
+    except ImportError:
+        raise DataError(f"reading {path} needs scipy, an optional dependency: "
+                        f"pip install scipy (or convert the .mat labels to PNG elsewhere)") \
+            from None
+    try:
+        data = scipy.io.loadmat(path)
+    except Exception as e:  # noqa: BLE001 - scipy raises many kinds for a bad file
+        raise DataError(f"cannot read MATLAB file {path}: {e}") from None
+    if key not in data:
+        found = sorted(k for k in data if not k.startswith("__"))
+        raise DataError(f"MATLAB file {path} has no variable {key!r} (it has {found})")
+    return np.asarray(data[key])
+
+
+def load_mat_label(path, key, low, high):
+    """Label map ``key`` of MATLAB file ``path`` as int64 ``HW``; DataError naming the file
+    unless it is 2-D with whole values in ``low..high`` (the data set's stored range)."""
+    arr = load_mat(path, key)
+    if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number) or arr.size and (
+            arr.min() < low or arr.max() > high or np.any(arr != np.round(arr))):
+        shown = f"values {arr.min()}..{arr.max()}" if arr.size and np.issubdtype(
+            arr.dtype, np.number) else f"dtype {arr.dtype}"
+        raise DataError(f"{path}: {key} must be a 2-D map of {low}..{high}, got shape "
+                        f"{arr.shape}, {shown}")
+    return arr.astype(np.int64)

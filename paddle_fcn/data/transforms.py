@@ -86,23 +86,28 @@ class RandomCrop:
     """Crop a random ``crop_size`` (int or ``[w, h]``) window.
 
     A side smaller than the crop is first padded at the bottom/right: the image with
-    ``im_pad_value`` (a number or RGB triple in 0..255; ``build_transforms`` uses the
-    normalisation mean so padding becomes 0 after ``Normalize``) and the label with
-    ``ignore_index`` so the padding never counts in the loss.
+    ``im_pad_value`` (a number or one value per channel in 0..255, e.g. an RGB triple;
+    ``build_transforms`` uses the normalisation mean so padding becomes 0 after
+    ``Normalize``) and the label with ``ignore_index`` so the padding never counts in the loss.
     """
 
     def __init__(self, crop_size, ignore_index=255, im_pad_value=0):
         self.crop_w, self.crop_h = _size_wh(crop_size, "RandomCrop crop_size")
         self.ignore_index = int(ignore_index)
-        pad = np.broadcast_to(np.asarray(im_pad_value, dtype=np.float64), (3,))
-        self.im_pad_value = tuple(float(v) for v in pad)
+        pad = np.asarray(im_pad_value, dtype=np.float64).reshape(-1)
+        self.im_pad_value = tuple(float(v) for v in np.broadcast_to(pad, (max(len(pad), 3),)))
 
     def __call__(self, image, label):
         h, w = label.shape[:2]
         pad_h, pad_w = max(self.crop_h - h, 0), max(self.crop_w - w, 0)
         if pad_h or pad_w:
-            image = cv2.copyMakeBorder(image, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT,
-                                       value=self.im_pad_value)
+            # numpy, not cv2.copyMakeBorder: its fill value has at most 4 channels (RGB-HHA: 6)
+            value = np.round(np.broadcast_to(self.im_pad_value[:image.shape[2]],
+                                             (image.shape[2],)))
+            padded = np.empty((h + pad_h, w + pad_w, image.shape[2]), image.dtype)
+            padded[:] = value.astype(image.dtype)
+            padded[:h, :w] = image
+            image = padded
             label = cv2.copyMakeBorder(label, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT,
                                        value=self.ignore_index)
             h, w = label.shape[:2]
@@ -152,6 +157,10 @@ class PhotometricDistortion:
         self.saturation, self.hue, self.prob = float(saturation), float(hue), float(prob)
 
     def __call__(self, image, label):
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"PhotometricDistortion changes RGB colours; this data set gives "
+                             f"{image.shape[2] if image.ndim == 3 else 1}-channel images "
+                             f"(e.g. RGB-HHA): remove it from the transforms")
         img = image.astype(np.float32)
         if np.random.rand() < self.prob:
             img += np.random.uniform(-self.brightness, self.brightness)
@@ -193,7 +202,9 @@ class Normalize:
 
     ``(pixel[channel_order] / scale - mean) / std`` (``paddle_fcn.normalization``): by default
     the ImageNet convention, RGB ``(image / 255 - mean) / std``; the Caffe reference nets use
-    BGR, scale 1 and their mean, std 1. Appended from the model's ``normalization``.
+    BGR, scale 1 and their mean, std 1. Appended from the model's ``normalization``. A
+    k-channel image (a late-fusion RGB-HHA model's six) needs k means and stds; the channel
+    order applies to each group of three.
     """
 
     def __init__(self, mean=IMAGENET_MEAN, std=IMAGENET_STD, scale=255.0, channel_order="RGB"):
@@ -205,9 +216,10 @@ class Normalize:
         self.std = np.asarray(self.norm["std"], dtype=np.float32)
 
     def __call__(self, image, label):
-        if image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(f"Normalize expects an RGB HW3 image, got shape {image.shape}; "
-                             f"Normalize must be the last transform")
+        if image.ndim != 3 or image.shape[2] != len(self.mean):
+            raise ValueError(f"Normalize expects an HW{len(self.mean)} image, got shape "
+                             f"{image.shape}; Normalize must be the last transform, and the "
+                             f"model's normalisation must have a value per image channel")
         return normalize_image(image, self.norm), label.astype(np.int64)
 
     def __repr__(self):

@@ -29,7 +29,8 @@ from paddle_fcn.data.io import DataError, read_image, read_label
 from paddle_fcn.data.palette import VOC_CLASSES
 from paddle_fcn.data.transforms import Normalize
 
-__all__ = ["SegDataset", "PascalVOC", "ListDataset", "collate_fn", "collate", "read_class_names"]
+__all__ = ["SegDataset", "PascalVOC", "ListDataset", "collate_fn", "collate", "read_class_names",
+           "zero_ignored_lut"]
 
 IGNORE_INDEX = 255
 # Splits shipped with the package (mode -> file): the FCN reference split, see splits/README.md.
@@ -69,13 +70,27 @@ def _resolve_class_names(num_classes, class_names, labels_txt, default=None):
     return int(num_classes), [str(n) for n in class_names]
 
 
+def zero_ignored_lut(ignore_index=IGNORE_INDEX):
+    """``reduce_zero_label`` as a 256-entry lookup table: 0 -> ignore, v -> v - 1 (255 stays
+    ignored). Stored values above the classes stay out of range, so the data check reports
+    them."""
+    lut = np.arange(256, dtype=np.int64) - 1
+    lut[0] = lut[255] = ignore_index
+    return lut.astype(np.uint8)
+
+
 class SegDataset(paddle.io.Dataset):
     """Base class: a list of ``(image_path, label_path)`` pairs plus a transform.
 
     ``__getitem__(i)`` -> ``(image float32 CHW, label int64 HW)``; ``raw(i)`` -> the decoded
     ``(image uint8 HW3, label uint8 HW)`` before any transform. ``transforms=None`` applies
-    ``Normalize()`` (ImageNet mean/std) only.
+    ``Normalize()`` (ImageNet mean/std) only. ``label_map``: optional uint8 lookup table of 256
+    entries from the stored label values to class indices (Cityscapes labelIds -> trainIds,
+    ADE20K's ``reduce_zero_label``); ``raw`` and ``check_dataset`` apply it.
     """
+
+    label_map = None
+    channels = 3  # image channels after the transforms (NYUDv2 RGB-HHA: 6)
 
     def __init__(self, files, transforms, num_classes, class_names, ignore_index=IGNORE_INDEX,
                  source="the file list"):
@@ -95,6 +110,8 @@ class SegDataset(paddle.io.Dataset):
     def raw(self, idx):
         image_path, label_path = self.files[idx]
         image, label = read_image(image_path), read_label(label_path)
+        if self.label_map is not None:
+            label = self.label_map[label]
         if image.shape[:2] != label.shape:
             raise DataError(
                 f"image {image_path} is {image.shape[1]}x{image.shape[0]} (WxH) but label "
@@ -104,7 +121,7 @@ class SegDataset(paddle.io.Dataset):
 
     def __getitem__(self, idx):
         image, label = self.transforms(*self.raw(idx))
-        if image.ndim != 3 or image.dtype != np.float32 or image.shape[0] != 3:
+        if image.ndim != 3 or image.dtype != np.float32 or image.shape[0] != self.channels:
             raise DataError(f"transforms returned image {image.dtype} {image.shape}; they must "
                             f"end with Normalize (float32 CHW)")
         return image, label.astype(np.int64, copy=False)
@@ -114,15 +131,16 @@ class SegDataset(paddle.io.Dataset):
                 f"num_classes={self.num_classes})")
 
 
-def find_voc_root(dataset_root):
-    """The folder holding ``JPEGImages``: ``dataset_root`` itself or a VOCdevkit below it."""
+def find_voc_root(dataset_root, folder="VOC2012", what="VOC"):
+    """The folder holding ``JPEGImages``: ``dataset_root`` itself or a VOCdevkit below it
+    (``folder``: ``VOC2012``; PASCAL-Context's ``VOC2010``)."""
     root = os.path.abspath(os.fspath(dataset_root))
-    tried = [root, os.path.join(root, "VOC2012"), os.path.join(root, "VOCdevkit", "VOC2012")]
+    tried = [root, os.path.join(root, folder), os.path.join(root, "VOCdevkit", folder)]
     for cand in tried:
         if os.path.isdir(os.path.join(cand, "JPEGImages")):
             return cand
-    raise DataError(f"no VOC data set under {dataset_root}: none of {tried} has a JPEGImages "
-                    f"folder; point dataset_root at VOCdevkit/VOC2012 or its parent")
+    raise DataError(f"no {what} data set under {dataset_root}: none of {tried} has a "
+                    f"JPEGImages folder; point dataset_root at VOCdevkit/{folder} or its parent")
 
 
 class PascalVOC(SegDataset):
@@ -141,18 +159,21 @@ class PascalVOC(SegDataset):
         "trainaug": "SegmentationClassAug",
         "seg11valid": "SegmentationClass",
     }
+    # what subclasses in the same layout change (data.context.PascalContext)
+    FOLDER, SPLIT_DIR, CLASSES, WHAT = "VOC2012", "Segmentation", VOC_CLASSES, "VOC"
 
     def __init__(self, dataset_root, mode="train", transforms=None, num_classes=None,
                  class_names=None, ignore_index=IGNORE_INDEX):
+        kind = type(self).__name__
         if mode not in self.MODES:
-            raise DataError(f"PascalVOC mode {mode!r} is not one of {', '.join(self.MODES)}")
-        self.root = find_voc_root(dataset_root)
+            raise DataError(f"{kind} mode {mode!r} is not one of {', '.join(self.MODES)}")
+        self.root = find_voc_root(dataset_root, self.FOLDER, self.WHAT)
         self.mode = mode
-        split = PACKAGE_SPLITS.get(mode) or os.path.join(self.root, "ImageSets", "Segmentation",
+        split = PACKAGE_SPLITS.get(mode) or os.path.join(self.root, "ImageSets", self.SPLIT_DIR,
                                                          f"{mode}.txt")
         files = self._read_split(split, self.MODES[mode])
         num_classes, class_names = _resolve_class_names(
-            num_classes, class_names, os.path.join(self.root, "labels.txt"), VOC_CLASSES)
+            num_classes, class_names, os.path.join(self.root, "labels.txt"), self.CLASSES)
         super().__init__(files, transforms, num_classes, class_names, ignore_index,
                          source=f"split file {split}")
 

@@ -13,7 +13,8 @@ from paddle_fcn.data.loader import sample_name
 from paddle_fcn.engine.infer import predict_probs
 from paddle_fcn.metrics import ConfusionMatrix, SegMetrics
 
-__all__ = ["EvalResult", "evaluate", "load_trained_model", "apply_configured_normalization"]
+__all__ = ["EvalResult", "evaluate", "load_trained_model", "apply_configured_normalization",
+           "metrics_dict"]
 
 
 @dataclass
@@ -24,15 +25,41 @@ class EvalResult:
     ``keep_samples`` tuples ``(image CHW normalised, label HW, prediction HW)`` as numpy arrays,
     for visualisation (this rank's images). ``seconds``: wall time. ``matrix``: the int64
     ``[C, C]`` confusion matrix of the whole split (summed over ranks) behind ``metrics``.
+    ``heads``: for a multi-head model on a data set labelling every head, ``{name:
+    SegMetrics}`` of each head; ``metrics``, ``matrix`` and ``samples`` are the first head's.
     """
     metrics: SegMetrics
     samples: list = field(default_factory=list)
     seconds: float = 0.0
     matrix: Optional[np.ndarray] = None
+    heads: dict = field(default_factory=dict)
 
 
 def _shard(n, rank, world):
     return list(range(rank, n, world))
+
+
+def _eval_heads(model, dataset, num_classes):
+    """``{name: (classes, scores callable, label of head from the packed label)}``: every
+    head of a multi-head model when the data set labels them all, else the model's output."""
+    heads = getattr(model, "heads", None)
+    if not heads or getattr(dataset, "heads", None) != heads:
+        return {None: (num_classes, model, lambda label: label)}
+    codec = dataset.codec
+    return {name: (n, (lambda x, name=name: model(x, all_heads=True)[name]),
+                   (lambda label, name=name: codec.decode(label, name)))
+            for name, n in heads.items()}
+
+
+def _merged(matrix, num_classes, ignore_index, world_size):
+    """The confusion matrix summed over the ranks, as a ConfusionMatrix."""
+    if world_size > 1:
+        t = paddle.to_tensor(matrix)
+        dist.all_reduce(t)
+        matrix = t.numpy()
+    total = ConfusionMatrix(num_classes, ignore_index=ignore_index)
+    total.merge(matrix)
+    return total
 
 
 @paddle.no_grad()
@@ -47,37 +74,38 @@ def evaluate(model, dataset, num_classes, test_cfg=None, ignore_index=255, keep_
     statistics first).
     The model is put in eval mode and restored to its previous mode afterwards. A label value
     that is neither a class nor ``ignore_index`` raises DataError naming the label file and
-    the values.
+    the values. A multi-head model on a data set with the same ``heads`` is scored per head
+    (``EvalResult.heads``; each head runs the whole pipeline of ``test_cfg``).
     """
     was_training = model.training
     model.eval()
     start = time.time()
-    cm = ConfusionMatrix(num_classes, ignore_index=ignore_index)
+    heads = _eval_heads(model, dataset, num_classes)
+    cms = {name: ConfusionMatrix(n, ignore_index=ignore_index) for name, (n, _, _) in
+           heads.items()}
     samples = []
     indices = _shard(len(dataset), rank, world_size)
     bar = tqdm(indices, desc="eval", disable=not progress or rank != 0, leave=False)
     for i in bar:
-        image, label = dataset[i]
+        image, packed = dataset[i]
         x = paddle.to_tensor(np.ascontiguousarray(image)[None])
-        pred = predict_probs(model, x, test_cfg).argmax(axis=1)[0].numpy()
-        label = np.asarray(label)
-        try:
-            cm.update(pred, label)
-        except ValueError as e:
-            raise DataError(f"{sample_name(dataset, i)}: {e}") from None
-        if len(samples) < keep_samples:
-            samples.append((np.asarray(image), label, pred))
-    matrix = cm.matrix
-    if world_size > 1:
-        t = paddle.to_tensor(matrix)
-        dist.all_reduce(t)
-        matrix = t.numpy()
-    total = ConfusionMatrix(num_classes, ignore_index=ignore_index)
-    total.merge(matrix)
+        for k, (name, (_, scores, unpack)) in enumerate(heads.items()):
+            pred = predict_probs(scores, x, test_cfg).argmax(axis=1)[0].numpy()
+            label = np.asarray(unpack(np.asarray(packed)))
+            try:
+                cms[name].update(pred, label)
+            except ValueError as e:
+                raise DataError(f"{sample_name(dataset, i)}: {e}") from None
+            if k == 0 and len(samples) < keep_samples:
+                samples.append((np.asarray(image), label, pred))
+    totals = {name: _merged(cm.matrix, cm.num_classes, ignore_index, world_size)
+              for name, cm in cms.items()}
     if was_training:
         model.train()
-    return EvalResult(metrics=total.compute(), samples=samples, seconds=time.time() - start,
-                      matrix=total.matrix)
+    first = next(iter(totals.values()))
+    per_head = {name: cm.compute() for name, cm in totals.items() if name is not None}
+    return EvalResult(metrics=first.compute(), samples=samples, seconds=time.time() - start,
+                      matrix=first.matrix, heads=per_head)
 
 
 def load_trained_model(cfg, model_path):
@@ -144,6 +172,20 @@ def run_eval(cfg, model_path, check_data=True, model=None):
         check_dataset(dataset, num_classes).raise_if_failed()
     result = evaluate(model, dataset, num_classes, cfg.test_config,
                       ignore_index=cfg.val_dataset.ignore_index)
-    print(result.metrics.format_table(dataset.class_names))
+    for name, metrics in (result.heads or {None: result.metrics}).items():
+        if name is not None:
+            print(f"head {name}:")
+        print(metrics.format_table(dataset.head_class_names[name] if name else
+                                   dataset.class_names))
     print(f"{len(dataset)} images in {result.seconds:.1f} s")
-    return result.metrics.to_dict(dataset.class_names)
+    return metrics_dict(result, dataset)
+
+
+def metrics_dict(result, dataset):
+    """The ``metrics.json`` content of an ``EvalResult``: the four metrics and per-class IoU,
+    plus ``heads: {name: the same}`` for a multi-head evaluation."""
+    out = result.metrics.to_dict(dataset.class_names)
+    if result.heads:
+        out["heads"] = {name: m.to_dict(dataset.head_class_names[name])
+                        for name, m in result.heads.items()}
+    return out

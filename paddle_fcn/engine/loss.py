@@ -13,7 +13,7 @@ blog and most toolkits average over the valid pixels instead (``reduction="mean"
 import paddle
 import paddle.nn.functional as F
 
-__all__ = ["SegmentationLoss"]
+__all__ = ["SegmentationLoss", "MultiHeadLoss", "build_loss"]
 
 
 class SegmentationLoss:
@@ -66,3 +66,49 @@ class SegmentationLoss:
             safe = paddle.where(label == self.ignore_index, paddle.zeros_like(label), label)
             valid = valid * paddle.gather(self.weight, safe.flatten()).reshape(label.shape)
         return valid.sum()
+
+
+class MultiHeadLoss:
+    """The sum of one ``SegmentationLoss`` per score head of a multi-head FCN
+    (``models.multihead``): the reference SIFT Flow nets sum a semantic and a geometric
+    ``SoftmaxWithLoss``. ``logits``: ``{name: N x C_name x H x W}``; ``label``: the packed
+    ``N x H x W`` map of ``data.heads.HeadCodec``, unpacked per head here.
+
+    ``normalizer`` (the ``"mean"`` micro-batch weighting of data-parallel or accumulated
+    steps) counts the first head's valid pixels, so with ``reduction="mean"`` the step equals
+    one big batch only on one device without accumulation; ``"sum"`` (the reference recipe)
+    is exact everywhere. ``class_weights`` are refused: they are per class of one head.
+    """
+
+    all_heads = True  # the trainer asks the model for every head's logits
+
+    def __init__(self, heads, ignore_index=255, reduction="mean", class_weights=None):
+        if class_weights is not None:
+            raise ValueError("loss.class_weights cannot be used with a multi-head model: the "
+                             "heads have different classes")
+        from paddle_fcn.data.heads import HeadCodec  # engine -> data, as the trainer
+
+        self.codec = HeadCodec(heads, ignore_index)
+        self.losses = {name: SegmentationLoss(n, ignore_index, reduction)
+                       for name, n in heads.items()}
+        self.ignore_index, self.reduction = ignore_index, reduction
+        self.first = next(iter(heads))
+
+    def __call__(self, logits, label):
+        total = 0.0
+        for name, loss in self.losses.items():
+            total = total + loss(logits[name], self.codec.decode(label, name))
+        return total
+
+    def normalizer(self, label):
+        return self.losses[self.first].normalizer(self.codec.decode(label, self.first))
+
+
+def build_loss(loss_cfg, num_classes, heads=None):
+    """``SegmentationLoss`` from the ``loss`` config, or ``MultiHeadLoss`` when the model has
+    ``heads`` (``{name: num_classes}``)."""
+    if heads:
+        return MultiHeadLoss(heads, loss_cfg.ignore_index, loss_cfg.reduction,
+                             loss_cfg.class_weights)
+    return SegmentationLoss(num_classes, loss_cfg.ignore_index, loss_cfg.reduction,
+                            loss_cfg.class_weights)

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from paddle_fcn.config import config_to_dict, resolve_num_classes, save_config
 from paddle_fcn.data import build_dataset, collate_fn
 from paddle_fcn.data.check import check_dataset
+from paddle_fcn.data.io import DataError
 from paddle_fcn.data.loader import WorkerLoader
 from paddle_fcn.engine.checkpoint import (atomic_write_text, load_checkpoint, read_best_metrics,
                                           recover_interrupted_saves, save_best_model,
@@ -32,9 +33,9 @@ from paddle_fcn.engine.distributed import (all_reduce_sum, convert_sync_batchnor
                                            gather_rng_states, in_rank_order, micro_batch_weights,
                                            restore_rank_rng, sync_model_state, world_size)
 from paddle_fcn.engine.env import seed_everything, setup_device, world_info
-from paddle_fcn.engine.evaluate import apply_configured_normalization, evaluate
+from paddle_fcn.engine.evaluate import apply_configured_normalization, evaluate, metrics_dict
 from paddle_fcn.engine.interrupt import TrainingInterrupted, critical, requested, stop_on_signals
-from paddle_fcn.engine.loss import SegmentationLoss
+from paddle_fcn.engine.loss import build_loss
 from paddle_fcn.engine.optim import build_optimizer
 from paddle_fcn.engine.sampler import SeededDataset, StreamBatchSampler
 from paddle_fcn.engine.vdl import TrainLog, VDLLogger
@@ -121,7 +122,10 @@ def train_one_iter(model, loss_fn, optimizer, batches, iteration, cfg):
         last = i == len(batches) - 1
         sync = model.no_sync() if hasattr(model, "no_sync") and not last else nullcontext()
         with sync:
-            loss = loss_fn(model(images), labels) * weight
+            # a multi-head loss needs every head's scores (models.multihead)
+            logits = model(images, all_heads=True) if getattr(loss_fn, "all_heads", False) \
+                else model(images)
+            loss = loss_fn(logits, labels) * weight
             loss.backward()
         total += float(loss)
     total = float(all_reduce_sum(total)) / world_size()
@@ -144,7 +148,7 @@ def _evaluate_and_keep_best(model, val_ds, num_classes, cfg, state, logger, it, 
     result = evaluate(_bare(model), val_ds, num_classes, cfg.test_config,
                       ignore_index=val_ds.ignore_index, keep_samples=cfg.num_vis_samples,
                       rank=rank, world_size=world, progress=False)
-    metrics = dict(result.metrics.to_dict(val_ds.class_names), iteration=it)
+    metrics = dict(metrics_dict(result, val_ds), iteration=it)
     miou = result.metrics.mIoU
     better = _is_better(miou, state["best_mIoU"])
     if better:
@@ -158,8 +162,10 @@ def _evaluate_and_keep_best(model, val_ds, num_classes, cfg, state, logger, it, 
         if better:
             save_best_model(cfg.save_dir, model_state_dict(_bare(model)), metrics)
     best = "none" if state["best_mIoU"] is None else f"{state['best_mIoU']:.4f}"
+    heads = "".join(f" | {name}: mIoU {m.mIoU:.4f} pixel_acc {m.pixel_acc:.4f}"
+                    for name, m in result.heads.items())
     tqdm.write(f"[eval] iter {it}: mIoU {miou:.4f} pixel_acc {result.metrics.pixel_acc:.4f} "
-               f"(best {best} at iter {state['best_iter']}, {result.seconds:.1f} s)")
+               f"(best {best} at iter {state['best_iter']}, {result.seconds:.1f} s){heads}")
     return metrics
 
 
@@ -187,7 +193,7 @@ def _bare(model):
     return model._layers if isinstance(model, paddle.DataParallel) else model
 
 
-def _datasets(cfg, normalization, num_classes, check_data):
+def _datasets(cfg, normalization, num_classes, check_data, heads=None):
     """Training and (when evaluating) validation datasets; ``(train, val or None)``.
 
     With ``check_data`` every file is read once first (``tools/check_data.py``): bad labels,
@@ -199,7 +205,17 @@ def _datasets(cfg, normalization, num_classes, check_data):
         val_ds = build_dataset(cfg.val_dataset, normalization, num_classes)
     for ds in filter(None, (train_ds, val_ds)) if check_data else ():
         check_dataset(ds, num_classes).raise_if_failed()
+    _check_heads(heads, train_ds)
     return train_ds, val_ds
+
+
+def _check_heads(heads, train_ds):
+    """A multi-head model trains on labels of exactly its heads (e.g. SIFTFlow head: both)."""
+    if getattr(train_ds, "heads", None) != heads:
+        theirs = getattr(train_ds, "heads", None)
+        raise DataError(f"the model scores {heads or 'one head'} but the training data set "
+                        f"({train_ds.source}) labels {theirs or 'one head'}; give the model "
+                        f"option heads and the data set the same heads (SIFTFlow: head: both)")
 
 
 def _recover(save_dir, rank):
@@ -223,7 +239,8 @@ def _prepare(cfg, resume_model, check_data):
     num_classes = resolve_num_classes(cfg, None)  # load_config filled it from the datasets
     model = convert_sync_batchnorm(build_model_from_config(cfg, num_classes), cfg, world)
     train_ds, val_ds = in_rank_order(
-        lambda: _datasets(cfg, model.normalization, num_classes, check_data), rank, world)
+        lambda: _datasets(cfg, model.normalization, num_classes, check_data,
+                          getattr(model, "heads", None)), rank, world)
     optimizer, sched = build_optimizer(model, cfg)
     if sched.warmup_iters < cfg.lr_scheduler.warmup_iters and rank == 0:
         print(f"note: lr_scheduler.warmup_iters = {cfg.lr_scheduler.warmup_iters} is longer "
@@ -282,8 +299,7 @@ def _train_loop(cfg, model, optimizer, loader, val_ds, state, num_classes, logge
                 world):
     """Steps ``state["iteration"] + 1 .. cfg.iters`` with evaluation and checkpoints;
     returns ``(last metrics or None, _Log)``. ``state["iteration"]`` is the last step done."""
-    loss_fn = SegmentationLoss(num_classes, cfg.loss.ignore_index, cfg.loss.reduction,
-                               cfg.loss.class_weights)
+    loss_fn = build_loss(cfg.loss, num_classes, getattr(_bare(model), "heads", None))
     model.train()
     metrics, log = None, TrainLog(cfg, world, logger, bar)
     for it in range(state["iteration"] + 1, cfg.iters + 1):

@@ -1,4 +1,5 @@
-"""Model zoo: a plain name -> builder dict, and ``build_model``.
+"""Model zoo: a plain name -> builder dict, and ``build_model``; ``<fcn>_rgbhha`` are the
+late-fusion RGB-HHA versions of the FCNs (input ``N x 6 x H x W``).
 
 Every builder has the signature ``builder(num_classes, **options) -> paddle.nn.Layer``; every
 model maps ``N x 3 x H x W`` float32 (normalised RGB, see ``model.normalization``) to
@@ -13,6 +14,8 @@ from paddle_fcn.models.resnet import (
     fcn16s_resnet18, fcn16s_resnet34, fcn16s_resnet50,
     fcn32s_resnet18, fcn32s_resnet34, fcn32s_resnet50,
 )
+from paddle_fcn.models.fusion import late_fusion
+from paddle_fcn.models.multihead import with_heads
 from paddle_fcn.models.unet import unet
 
 MODELS = {
@@ -34,12 +37,21 @@ MODELS = {
 
 __all__ = ["MODELS", "build_model", "model_options", "convolutionalize"]
 
+# Options build_model adds to these builders: ``heads`` ({name: classes}, first = num_classes)
+# wraps the FCN into a multi-head net (models.multihead; SIFT Flow's semantic + geometric).
+FCN_BUILDERS = tuple(name for name in MODELS if name.startswith("fcn"))
+# RGB-HHA late fusion (NYUDv2, models.fusion): two whole FCNs of the same builder, scores summed
+MODELS.update({f"{name}_rgbhha": late_fusion(MODELS[name]) for name in FCN_BUILDERS})
+
 
 def model_options(name):
     """The keyword options (name -> default) that ``MODELS[name]`` accepts besides num_classes."""
     _check_name(name)
     params = inspect.signature(MODELS[name]).parameters
-    return {k: p.default for k, p in params.items() if k != "num_classes"}
+    options = {k: p.default for k, p in params.items() if k != "num_classes"}
+    if name in FCN_BUILDERS:
+        options["heads"] = None
+    return options
 
 
 def build_model(name, num_classes, **options):
@@ -56,7 +68,9 @@ def build_model(name, num_classes, **options):
         )
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-    return MODELS[name](num_classes, **options)
+    heads = options.pop("heads", None)
+    model = MODELS[name](num_classes, **options)
+    return model if heads is None else with_heads(model, heads)
 
 
 def _check_name(name):

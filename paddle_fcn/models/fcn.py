@@ -146,6 +146,9 @@ class FCN(nn.Layer):
         self.num_classes, self.variant, self.geometry = num_classes, variant, geometry
         # fixed factors on the 1/16 and 1/8 features before scoring (FCN-8s at-once: 0.01, 1e-4)
         self.skip_scales = tuple(float(s) for s in skip_scales)
+        self.skip_names = backbone.skip_names
+        self.learnable_upsample = learnable_upsample
+        self.learnable_skip_upsample = learnable_skip_upsample
         channels = backbone.out_channels
         pool3, pool4, top = backbone.skip_names
         pad = geometry == "aligned"  # caffe: unpadded transposed convs, then crop
@@ -210,9 +213,13 @@ class FCN(nn.Layer):
     def forward(self, x):
         if paddle.in_dynamic_mode() and (x.ndim != 4 or x.shape[1] != 3):
             raise ValueError(f"FCN expects N x 3 x H x W images, got shape {list(x.shape)}")
-        height, width = x.shape[2], x.shape[3]
-        features = self.backbone(self.align.pad(x))
-        pool3, pool4, top = (features[name] for name in self.backbone.skip_names)
+        return self.decode(self.backbone(self.align.pad(x)), x.shape[2], x.shape[3])
+
+    def decode(self, features, height, width):
+        """The head alone: ``N x num_classes x height x width`` logits from the backbone's
+        features (``dict`` by name) of the padded ``height x width`` input. Heads of a
+        multi-task net share one backbone pass this way (``models.multihead``)."""
+        pool3, pool4, top = (features[name] for name in self.skip_names)
         crop = self.align.crop
         score = self.score_fr(top)  # 1/32
         if self.variant == "32s":

@@ -18,7 +18,8 @@ __all__ = ["NORMALIZATION_KEY", "origin_normalization", "model_state_dict",
            "check_stored_normalization"]
 
 # The entry of a saved model.pdparams that holds the model's normalisation: float64
-# [mean (3), std (3), scale, 0 = RGB / 1 = BGR]; an array like every other entry, so that
+# [mean (k), std (k), scale, 0 = RGB / 1 = BGR], k = 3 (6 for RGB-HHA); an array like every
+# other entry, so that
 # tools treating the file as a plain state dict keep working. "@" is in no parameter name.
 NORMALIZATION_KEY = "@normalization"
 _ORDERS = ("RGB", "BGR")
@@ -56,11 +57,14 @@ def decode_normalization(stored, path):
     """The normalisation dict of a ``NORMALIZATION_KEY`` entry; ``WeightsError`` naming
     ``path`` for anything else."""
     values = np.asarray(_to_numpy(stored), dtype=np.float64).reshape(-1)
+    k = (values.size - 2) // 2
     try:
-        if values.size != 8 or values[7] not in (0, 1):
-            raise ValueError(f"expected 8 values [mean, std, scale, 0|1], got {values.tolist()}")
-        return as_normalization({"mean": values[:3], "std": values[3:6], "scale": values[6],
-                                 "channel_order": _ORDERS[int(values[7])]}, "")
+        if values.size < 8 or values.size % 2 or values[-1] not in (0, 1):
+            raise ValueError(f"expected 2k + 2 values [mean (k), std (k), scale, 0|1], got "
+                             f"{values.tolist()}")
+        return as_normalization({"mean": values[:k], "std": values[k:2 * k],
+                                 "scale": values[-2], "channel_order": _ORDERS[int(values[-1])]},
+                                "")
     except ValueError as e:
         raise WeightsError(f"{path}: {NORMALIZATION_KEY} is not a normalization: "
                            f"{str(e).lstrip(': ')}") from None

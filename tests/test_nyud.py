@@ -1,0 +1,116 @@
+"""NYUDv2: the reference layout (.mat or PNG labels, HHA as a second image folder) -> exact
+labels and the 6-channel RGB-HHA input; the late-fusion net sums two whole FCNs; its config
+trains."""
+import math
+import os
+
+import cv2
+import numpy as np
+import paddle
+import pytest
+
+from paddle_fcn.config import load_config
+from paddle_fcn.data import DataError, NYUDv2, build_dataset, check_dataset, write_image
+from paddle_fcn.engine.trainer import train
+from paddle_fcn.models import build_model
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STORED = np.array([[0, 1, 40, 7], [21, 0, 1, 2]])           # 0 void, 1..40
+LOADED = np.array([[255, 0, 39, 6], [20, 255, 0, 1]])
+
+
+def make_nyud(root, fmt="png", ids=("5001", "5002", "5003"), hha="data/hha"):
+    for i, name in enumerate(ids):
+        write_image(os.path.join(root, "data", "images", f"img_{name}.png"),
+                    np.full((2, 4, 3), 10 + i, np.uint8))
+        write_image(os.path.join(root, hha, f"img_{name}.png"), np.full((2, 4, 3), 200, np.uint8))
+        path = os.path.join(root, "segmentation", f"img_{name}")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if fmt == "mat":
+            import scipy.io
+            scipy.io.savemat(path + ".mat", {"segmentation": STORED.astype(np.uint8)})
+        else:
+            cv2.imwrite(path + ".png", STORED.astype(np.uint8))
+    for split, names in (("trainval", ids[:2]), ("test", ids[2:])):
+        with open(os.path.join(root, f"{split}.txt"), "w") as f:
+            f.write("".join(n + "\n" for n in names))
+    return root
+
+
+@pytest.mark.parametrize("fmt", ["png", "mat"])
+def test_nyud_labels_and_modalities(tmp_path, fmt):
+    if fmt == "mat":
+        pytest.importorskip("scipy.io", reason=".mat labels need scipy (optional)")
+    root = make_nyud(str(tmp_path), fmt, hha="my_hha")
+    rgb = NYUDv2(root, "trainval")
+    assert rgb.num_classes == 40 and rgb.class_names[0] == "wall" and len(rgb) == 2
+    assert rgb.class_names[39] == "otherprop"
+    image, label = rgb[1]
+    np.testing.assert_array_equal(label, LOADED)
+    assert image.shape == (3, 2, 4)
+    both = build_dataset({"type": "NYUDv2", "dataset_root": root, "mode": "test",
+                          "modality": "rgb_hha", "hha_dir": "my_hha"},
+                         {"mean": (0.5,) * 6, "std": (0.5,) * 6})
+    image, label = both[0]
+    assert image.shape == (6, 2, 4)
+    np.testing.assert_allclose(image[:3], (12 / 255 - 0.5) / 0.5, rtol=1e-5)  # RGB first
+    np.testing.assert_allclose(image[3:], (200 / 255 - 0.5) / 0.5, rtol=1e-5)  # then HHA
+    np.testing.assert_array_equal(label, LOADED)
+    hha = NYUDv2(root, "test", modality="hha", hha_dir="my_hha")
+    assert hha.files[0][0] == os.path.join(root, "my_hha", "img_5003.png")
+    for ds in (rgb, both, hha):
+        assert check_dataset(ds).ok
+
+
+def test_nyud_missing_hha_names_the_file(tmp_path):
+    root = make_nyud(str(tmp_path))
+    os.remove(os.path.join(root, "data", "hha", "img_5002.png"))
+    ds = NYUDv2(root, "trainval", modality="rgb_hha")
+    with pytest.raises(DataError, match=r"img_5002\.png"):
+        ds.raw(1)
+
+
+def test_late_fusion_sums_the_two_fcns():
+    paddle.seed(0)
+    model = build_model("fcn8s_resnet18_rgbhha", 5, width=8)
+    for p in model.parameters():  # non-zero score layers, so both trunks contribute
+        p.set_value(paddle.uniform(p.shape, min=-0.1, max=0.1))
+    model.eval()
+    assert len(model.normalization["mean"]) == 6 and len(model.normalization["std"]) == 6
+    x = paddle.randn([2, 6, 36, 40])
+    fused = model(x).numpy()
+    expected = model.rgb(x[:, :3]).numpy() + model.hha(x[:, 3:]).numpy()
+    np.testing.assert_allclose(fused, expected, rtol=1e-5, atol=1e-6)
+    assert np.abs(model.hha(x[:, 3:]).numpy()).max() > 0
+    backbone_ids = {id(p) for p in model.backbone.parameters()}
+    assert backbone_ids == {id(p) for p in model.rgb.backbone.parameters()} | {
+        id(p) for p in model.hha.backbone.parameters()}
+    with pytest.raises(ValueError, match="expects N x 6 x H x W"):
+        model(paddle.randn([1, 3, 32, 32]))
+
+
+def test_nyud_config_trains_two_iterations(tmp_path):
+    root = make_nyud(str(tmp_path / "data"))
+    opts = [f"train_dataset.dataset_root={root}", f"val_dataset.dataset_root={root}",
+            "model.pretrained=null", "iters=2", "num_workers=0", "use_vdl=false",
+            "log_iters=1", "save_interval=2", f"save_dir={tmp_path / 'run'}", "device=cpu"]
+    cfg = load_config(os.path.join(ROOT, "configs", "nyud_fcn32s_vgg16_rgbhha.yml"), opts)
+    summary = train(cfg, progress=False)
+    assert len(summary.losses) == 2 and all(math.isfinite(v) for _, v in summary.losses)
+    assert len(summary.last_metrics["class_IoU"]) == 40
+    assert os.path.isfile(tmp_path / "run" / "best_model" / "model.pdparams")
+
+
+def test_six_channel_crop_pads_with_each_channels_mean():
+    from paddle_fcn.data.transforms import build_transforms
+
+    mean = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+    t = build_transforms([{"type": "RandomCrop", "crop_size": [6, 4]}],
+                         {"mean": mean, "std": (1.0,) * 6})
+    image, label = t(np.full((2, 3, 6), 100, np.uint8), np.zeros((2, 3), np.uint8))
+    assert image.shape == (6, 4, 6) and (label == 255).sum() == 4 * 6 - 2 * 3
+    padded = image[:, label == 255]
+    np.testing.assert_allclose(padded, 0, atol=1 / 255)  # the mean: 0 after Normalize
+    kept = image[:, label == 0]
+    np.testing.assert_allclose(kept, np.broadcast_to(100 / 255 - np.array(mean)[:, None],
+                                                     kept.shape), rtol=1e-5)

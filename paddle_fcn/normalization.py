@@ -75,11 +75,15 @@ def same_normalization(a, b):
 
 
 def describe(norm):
-    """``'caffe'`` / ``'imagenet'`` for the named ones, else the dict, for messages."""
+    """``'caffe'`` / ``'imagenet'`` for the named ones (``'imagenet, per 3 of 6 channels'``
+    for a stacked RGB-HHA one), else the dict, for messages."""
+    norm = as_normalization(norm)
+    k = len(norm["mean"])
     for name, known in NORMALIZATIONS.items():
-        if same_normalization(norm, known):
-            return name
-    return repr(as_normalization(norm))
+        if all(same_normalization(dict(norm, mean=norm["mean"][i:i + 3],
+                                       std=norm["std"][i:i + 3]), known) for i in range(0, k, 3)):
+            return name if k == 3 else f"{name}, per 3 of {k} channels"
+    return repr(norm)
 
 
 def _order(norm):

@@ -99,6 +99,16 @@ def test_nyud_config_trains_two_iterations(tmp_path):
     assert len(summary.losses) == 2 and all(math.isfinite(v) for _, v in summary.losses)
     assert len(summary.last_metrics["class_IoU"]) == 40
     assert os.path.isfile(tmp_path / "run" / "best_model" / "model.pdparams")
+    # the saved weights carry the 6-channel normalisation; predict refuses the model up front
+    from paddle_fcn.inference.predict import PredictError
+    from paddle_fcn.inference.segmenter import load_segmenter
+    from paddle_fcn.normalization import describe
+    best = str(tmp_path / "run" / "best_model")
+    for eager in (True, False):
+        with pytest.raises(PredictError, match="takes 6-channel input .*RGB images only"):
+            load_segmenter(best, cfg, device="cpu", eager=eager)
+    assert describe(build_model("fcn8s_resnet18_rgbhha", 5, width=8).normalization) == \
+        "imagenet, per 3 of 6 channels"
 
 
 def test_six_channel_crop_pads_with_each_channels_mean():

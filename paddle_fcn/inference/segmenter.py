@@ -146,6 +146,11 @@ def load_segmenter(model_path, cfg=None, device="auto", test_cfg=None, eager=Fal
         return PredictorSegmenter(Predictor(model_path, device, threads, precision=precision),
                                   test_cfg)
     model, names = _checkpoint_model(model_path, cfg, device)
+    channels = len(model.normalization["mean"])
+    if channels != 3:  # refused before any export: predict reads RGB image files
+        raise PredictError(f"{cfg.model.type} takes {channels}-channel input (RGB, then HHA); "
+                           f"tools/predict.py reads RGB images only: score it with "
+                           f"tools/eval.py on its data set")
     reduced = precision not in (None, "fp32")
     if eager:
         if reduced:

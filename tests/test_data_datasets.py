@@ -168,7 +168,7 @@ def test_build_dataset_types_and_errors(tmp_path):
     with pytest.raises(DataError, match="num_classes=21 but the model has num_classes=5"):
         build_dataset(cfg, None, 5)
     with pytest.raises(DataError, match="needs file_list"):
-        build_dataset(dict(cfg, type="Dataset"))
+        build_dataset(dict(cfg, type="ListDataset"))
 
 
 def test_seg11valid_reads_the_papers_736_ids_and_names_a_missing_image(tmp_path):

@@ -28,22 +28,23 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 import yaml
 
-from paddle_fcn.engine.checkpoint import atomic_write_text
+from paddle_fcn.device import use_gpu
+from paddle_fcn.config.schema import CHOICES
+from paddle_fcn.errors import ExportError
+from paddle_fcn.fileio import atomic_write_text
 from paddle_fcn.inference.precision import OPT_CACHE, PRECISIONS, check_precision
 from paddle_fcn.normalization import as_normalization
 
 __all__ = ["OUTPUT_OPS", "ExportError", "OutputOp", "export_model", "read_deploy_info",
            "model_files", "export_onnx", "ONNX_HINT"]
 
-OUTPUT_OPS = ("none", "argmax", "softmax")
+OUTPUT_OPS = CHOICES["export.output_op"]
 DEPLOY_FILE = "deploy.yml"
 PREFIX = "model"
 CHECK_SIZE = (37, 53)  # odd H x W: exercises the pad-to-32 and crop paths of the models
 ONNX_HINT = "ONNX export needs paddle2onnx (>= 2.0 for Paddle 3 models): pip install paddle2onnx"
 
 
-class ExportError(RuntimeError):
-    """Export failed or produced a graph that disagrees with the eager model."""
 
 
 class OutputOp(nn.Layer):
@@ -187,9 +188,8 @@ def export_model(model, save_dir, output_op="none", class_names=None, model_type
     names = list(class_names) if class_names else [f"class_{i}" for i in range(num_classes)]
     if len(names) != num_classes:
         raise ExportError(f"{len(names)} class names for a model with {num_classes} classes")
-    from paddle_fcn.inference.predictor import _use_gpu
 
-    check_precision(precision, _use_gpu(device))  # before any work: fails fast on this device
+    check_precision(precision, use_gpu(device))  # before any work: fails fast on this device
     wrapper = OutputOp(model, output_op)
     wrapper.eval()
     os.makedirs(save_dir, exist_ok=True)

@@ -30,11 +30,14 @@ import os
 import numpy as np
 import paddle
 
+from paddle_fcn.config.schema import CHOICES
+from paddle_fcn.errors import PrecisionError
+
 __all__ = ["PRECISIONS", "PrecisionError", "bf16_missing", "cpu_flags", "check_precision",
            "configure_precision", "calibrate", "calibration_images", "compare_outputs",
            "simulate_int8", "INT8_CPU"]
 
-PRECISIONS = ("fp32", "bf16", "int8")
+PRECISIONS = CHOICES["export.precision"]
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 OPT_CACHE = "_opt_cache"  # TensorRT engine and calibration table, inside the export
 # TensorRT dynamic shapes of the input x (N x 3 x H x W): min, max, opt.
@@ -55,8 +58,6 @@ INT8_CPU = (
     "with TensorRT; details in docs/performance.md")
 
 
-class PrecisionError(ValueError):
-    """A precision this device cannot run, or an unusable calibration request."""
 
 
 def cpu_flags(path="/proc/cpuinfo"):

@@ -19,25 +19,12 @@ import os
 
 import numpy as np
 
+from paddle_fcn.device import use_gpu
 from paddle_fcn.inference.export import ExportError, model_files, read_deploy_info
 from paddle_fcn.inference.precision import configure_precision
 from paddle_fcn.runtime import physical_cores, retain_freed_memory
 
-__all__ = ["Predictor", "DEVICES"]
-
-DEVICES = ("auto", "cpu", "gpu")
-
-
-def _use_gpu(device):
-    import paddle
-
-    if device not in DEVICES:
-        raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
-    has_gpu = paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
-    if device == "gpu" and not has_gpu:
-        raise ValueError("device 'gpu' requested but this Paddle has no CUDA device; use "
-                         "device 'cpu' or 'auto'")
-    return device == "gpu" or (device == "auto" and has_gpu)
+__all__ = ["Predictor"]
 
 
 class Predictor:
@@ -69,7 +56,7 @@ class Predictor:
         graph, params = model_files(model_dir)
         config = pi.Config(graph, params)
         config.disable_glog_info()
-        gpu = _use_gpu(device)
+        gpu = use_gpu(device)
         if gpu:
             config.enable_use_gpu(256, 0)
             self.device, self.threads = "gpu", None

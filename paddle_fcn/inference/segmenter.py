@@ -2,7 +2,7 @@
 
 ``EagerSegmenter`` runs a dygraph model, ``PredictorSegmenter`` an exported model through
 Paddle Inference. Both honour a ``TestConfig`` (sliding window, flip, scales) through
-``engine.infer.predict_probs``; the exported model then has to output scores
+``tta.predict_probs``; the exported model then has to output scores
 (``output_op`` none or softmax), since class indices cannot be averaged.
 ``load_segmenter`` picks and builds one from a ``--model_path``.
 """
@@ -14,11 +14,14 @@ import warnings
 import numpy as np
 import paddle
 
-from paddle_fcn.engine.evaluate import load_trained_model
-from paddle_fcn.engine.infer import predict_probs
-from paddle_fcn.inference.export import (DEPLOY_FILE, ExportError, export_model,
-                                         model_files)
-from paddle_fcn.inference.predict import PredictError, aggregates
+from paddle_fcn.config import resolve_num_classes
+from paddle_fcn.data import dataset_class_names
+from paddle_fcn.device import setup_device
+from paddle_fcn.errors import ConfigError, ExportError, PredictError
+from paddle_fcn.inference.export import DEPLOY_FILE, export_model, model_files
+from paddle_fcn.inference.predict import aggregates
+from paddle_fcn.inference.tta import predict_probs
+from paddle_fcn.models.loading import load_trained_model
 
 __all__ = ["EagerSegmenter", "PredictorSegmenter", "load_segmenter", "load_scorer",
            "class_names_of", "is_export_dir"]
@@ -91,17 +94,9 @@ class PredictorSegmenter:
 
 
 def class_names_of(cfg, num_classes):
-    """Class names from the config's datasets, the data set type's own names, or class_i."""
-    from paddle_fcn.data import SYNTHETIC_CLASSES, VOC_CLASSES
-
-    for ds in (cfg.val_dataset, cfg.train_dataset):
-        if ds is not None and ds.class_names and len(ds.class_names) == num_classes:
-            return list(ds.class_names)
-    defaults = {"PascalVOC": VOC_CLASSES, "SyntheticVOC": SYNTHETIC_CLASSES}
-    names = defaults.get(cfg.train_dataset.type)
-    if names is not None and len(names) == num_classes:
-        return list(names)
-    return [f"class_{i}" for i in range(num_classes)]
+    """The class names training used (``data.dataset_class_names`` of the training set:
+    the config's, its ``labels.txt``, the type's own), for ``deploy.yml`` and the legend."""
+    return dataset_class_names(cfg.train_dataset, num_classes)
 
 
 def is_export_dir(path):
@@ -190,12 +185,11 @@ def _checkpoint_model(model_path, cfg, device):
     if cfg is None:
         raise PredictError(f"--model_path {model_path} is a training checkpoint, not an export "
                            f"directory (no {DEPLOY_FILE}): pass the training --config too")
-    from paddle_fcn.engine.env import setup_device
     try:
         setup_device(device)
-    except RuntimeError as e:  # --device gpu without a GPU
+    except ConfigError as e:  # --device gpu without a GPU
         raise PredictError(str(e)) from None
-    model = load_trained_model(cfg, model_path)
+    model, _ = load_trained_model(cfg.model, resolve_num_classes(cfg, None), model_path)
     return model, class_names_of(cfg, model.num_classes)
 
 

@@ -34,7 +34,6 @@ import threading
 import numpy as np
 import paddle
 
-from paddle_fcn.models.legacy import drop_frozen_upsampler_kernels
 from paddle_fcn.models.origin import (NORMALIZATION_KEY, check_stored_normalization,
                                       model_state_dict)
 
@@ -290,7 +289,6 @@ def load_checkpoint(path, model, optimizer):
         raise CheckpointError(f"checkpoint {ckpt!r} cannot be read: {e}") from e
     check_stored_normalization(weights.pop(NORMALIZATION_KEY, None), model, ckpt,
                                CheckpointError)
-    weights = drop_frozen_upsampler_kernels(model, weights, ckpt, error=CheckpointError)
     own = model.state_dict()
     bad = [k for k in own if k not in weights or tuple(weights[k].shape) != tuple(own[k].shape)]
     if bad:

@@ -142,10 +142,10 @@ def test_every_module_has_a_layer():
     assert [m for m in MODULES if _group(m) is None] == []
 
 
-@pytest.mark.xfail(strict=False, reason="issue 12, not yet removed: the cycle "
-                   "inference.export -> inference.precision -> inference.predictor -> "
-                   "inference.export (edges: export -> predictor, precision -> predictor, "
-                   "predictor -> export)")
+@pytest.mark.xfail(strict=False, reason="issue 12, not yet removed: the cycle of "
+                   "paddle_fcn.inference.{export, precision, predictor}: export -> precision, "
+                   "export -> predictor (lazy), precision -> predictor (lazy), "
+                   "predictor -> export, predictor -> precision")
 def test_no_import_cycles():
     assert _cycles() == []
 

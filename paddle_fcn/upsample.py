@@ -26,7 +26,7 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 __all__ = [
-    "bilinear_kernel", "conv_transpose_output_size", "deconv_geometry", "upsample_geometry",
+    "bilinear_kernel", "conv_transpose_output_size", "upsample_geometry",
     "BilinearUpsample", "bilinear_resize", "max_pool_with_indices", "max_unpool",
 ]
 
@@ -71,32 +71,23 @@ def conv_transpose_output_size(size, kernel, stride, padding, output_padding=0, 
     return out
 
 
-def deconv_geometry(factor):
-    """``(kernel, stride, padding)`` of a transposed conv that upsamples exactly ``factor``-fold
-    with pixel centres aligned (``out = factor * in``).
-
-    Even f: the blog's (2f, f, f/2): x2 -> (4, 2, 1), x8 -> (16, 8, 4), x32 -> (64, 32, 16).
-    Odd f: f/2 is not an integer, so the kernel is shortened to 2f - 1 with padding (f - 1)/2
-    (the odd-size case of ``bilinear_kernel``, centred on a pixel); f = 1 is the identity
-    (1, 1, 0).
-    """
-    factor = _positive_int(factor, "upsampling factor")
-    kernel = 2 * factor - factor % 2
-    return kernel, factor, (kernel - factor) // 2
-
-
 def upsample_geometry(factor, sample_aligned=False):
     """``(kernel, stride, padding, output_padding)`` of a transposed conv that upsamples exactly
     ``factor``-fold (``out = factor * in``).
 
-    ``sample_aligned=False``: ``deconv_geometry(factor) + (0,)``, input pixel x at output
-    ``f x + (f - 1) / 2``. ``sample_aligned=True``: ``(2f - 1, f, f - 1, f - 1)``, input pixel x
-    at output ``f x`` (x2 -> (3, 2, 1, 1), x8 -> (15, 8, 7, 7), x32 -> (63, 32, 31, 31)).
+    ``sample_aligned=False``: pixel centres aligned, input pixel x at output
+    ``f x + (f - 1) / 2``. Even f: the blog's (2f, f, f/2, 0): x2 -> (4, 2, 1, 0),
+    x8 -> (16, 8, 4, 0), x32 -> (64, 32, 16, 0). Odd f: f/2 is not an integer, so the kernel
+    is shortened to 2f - 1 with padding (f - 1)/2 (the odd-size case of ``bilinear_kernel``,
+    centred on a pixel); f = 1 is the identity (1, 1, 0, 0).
+    ``sample_aligned=True``: ``(2f - 1, f, f - 1, f - 1)``, input pixel x at output ``f x``
+    (x2 -> (3, 2, 1, 1), x8 -> (15, 8, 7, 7), x32 -> (63, 32, 31, 31)).
     """
-    if not sample_aligned:
-        return deconv_geometry(factor) + (0,)
     factor = _positive_int(factor, "upsampling factor")
-    return 2 * factor - 1, factor, factor - 1, factor - 1
+    if sample_aligned:
+        return 2 * factor - 1, factor, factor - 1, factor - 1
+    kernel = 2 * factor - factor % 2
+    return kernel, factor, (kernel - factor) // 2, 0
 
 
 class BilinearUpsample(nn.Layer):

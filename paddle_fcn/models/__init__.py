@@ -7,7 +7,8 @@ model maps ``N x 3 x H x W`` float32 (normalised RGB, see ``model.normalization`
 """
 import inspect
 
-from paddle_fcn.models.vgg import convolutionalize
+from paddle_fcn.models.checks import check_num_classes
+from paddle_fcn.models.convolutional import convolutionalize
 from paddle_fcn.models.fcn_vgg import fcn8s_atonce_vgg16, fcn8s_vgg16, fcn16s_vgg16, fcn32s_vgg16
 from paddle_fcn.models.resnet import (
     fcn8s_resnet18, fcn8s_resnet34, fcn8s_resnet50,
@@ -35,7 +36,7 @@ MODELS = {
     "unet": unet,
 }
 
-__all__ = ["MODELS", "build_model", "model_options", "convolutionalize"]
+__all__ = ["MODELS", "build_model", "model_options", "pretrained_reports", "convolutionalize"]
 
 # Options build_model adds to these builders: ``heads`` ({name: classes}, first = num_classes)
 # wraps the FCN into a multi-head net (models.multihead; SIFT Flow's semantic + geometric).
@@ -66,11 +67,18 @@ def build_model(name, num_classes, **options):
         raise TypeError(
             f"unknown option(s) {unknown} for model '{name}'; valid options: {sorted(valid)}"
         )
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    check_num_classes(num_classes)
     heads = options.pop("heads", None)
     model = MODELS[name](num_classes, **options)
     return model if heads is None else with_heads(model, heads)
+
+
+def pretrained_reports(model):
+    """The ``LoadReport`` of every ImageNet weights file ``model.pretrained`` loaded into the
+    backbones of ``model`` while it was built (two for a late-fusion net), in layer order:
+    what the caller prints, since building prints nothing."""
+    layers = [model] + model.sublayers()
+    return [layer.imagenet_report for layer in layers if hasattr(layer, "imagenet_report")]
 
 
 def _check_name(name):

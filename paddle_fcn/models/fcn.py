@@ -19,20 +19,50 @@ each upsampler from those maps (``upsample_geometry``: the blog's kernel 2f for 
 the ``sample_aligned`` kernel 2f - 1 for samples) and checks at build time that every fusion
 and the output need crop offset 0.
 """
+from typing import NamedTuple
+
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from paddle_fcn.models.checks import check_num_classes
 from paddle_fcn.models.coords import (IMAGE, CoordMap, coord_map, crop_offset,  # noqa: F401
                                       sample_aligned_for)
 from paddle_fcn.upsample import BilinearUpsample
 
 __all__ = ["VARIANTS", "GEOMETRIES", "OUTPUT_STRIDE", "IMAGE", "CoordMap", "coord_map",
-           "crop_offset", "sample_aligned_for", "Alignment", "FCN", "check_head_options"]
+           "crop_offset", "sample_aligned_for", "Alignment", "Stage", "STAGES", "FCN",
+           "check_head_options"]
 
 VARIANTS = ("32s", "16s", "8s")
 GEOMETRIES = ("aligned", "caffe")
 OUTPUT_STRIDE = 32  # stride of the deepest skip feature (pool5/fc7, ResNet layer4)
+
+
+class Stage(NamedTuple):
+    """One step of the FCN head, coarse to fine (paper Fig. 3): the backbone feature ``skip``
+    (``backbone.skip_names[2 - level]``) is scored by the layer ``score``, added to the
+    upsampled sum of the coarser stages (the first stage has none), and the sum is upsampled
+    ``factor``-fold by the layer ``upsample``. ``stride``: of ``skip``, its scores and the sum
+    (32, 16, 8); the last stage's upsampler gives the 1/1 output."""
+
+    skip: str
+    score: str
+    upsample: str
+    factor: int
+    stride: int
+
+
+# variant -> (score layer, upsampler, factor) per stage, from the 1/32 feature down: the
+# reference nets' layer names (voc-fcn{32,16,8}s/net.py), which are the state-dict keys
+STAGES = {
+    "32s": (("score_fr", "upscore", 32),),  # 1/32 -> 1/1
+    "16s": (("score_fr", "upscore2", 2),  # 1/32 -> 1/16
+            ("score_pool4", "upscore16", 16)),  # 1/16 -> 1/1
+    "8s": (("score_fr", "upscore2", 2),  # 1/32 -> 1/16
+           ("score_pool4", "upscore_pool4", 2),  # 1/16 -> 1/8
+           ("score_pool3", "upscore8", 8)),  # 1/8 -> 1/1
+}
 
 
 class Alignment:
@@ -80,8 +110,7 @@ def check_head_options(num_classes, variant, geometry, **flags):
     for flag, value in flags.items():
         if not isinstance(value, bool):
             raise ValueError(f"FCN {flag} must be True or False, got {value!r}")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    check_num_classes(num_classes)
     if variant not in VARIANTS:
         raise ValueError(f"FCN variant must be one of {VARIANTS}, got {variant!r}")
     if geometry not in GEOMETRIES:
@@ -117,12 +146,22 @@ def _score(in_channels, num_classes):
     return nn.Conv2D(in_channels, num_classes, 1, weight_attr=zero, bias_attr=zero)
 
 
+def _stages(variant, skip_names):
+    """``STAGES[variant]`` as ``Stage`` tuples on the backbone's features (1/32 first)."""
+    features = skip_names[::-1]  # (1/32, 1/16, 1/8)
+    return tuple(Stage(skip, score, upsample, factor, OUTPUT_STRIDE >> level)
+                 for level, (skip, (score, upsample, factor))
+                 in enumerate(zip(features, STAGES[variant])))
+
+
 class FCN(nn.Layer):
     """FCN-32s / 16s / 8s head on a backbone (docs/architecture.md, Backbones).
 
     ``N x 3 x H x W`` -> ``N x num_classes x H x W`` logits for any H, W >= 1. Score layers
     start at zero, upsamplers at bilinear. Raises ``ValueError`` at build time if, in the
     aligned geometry, a fusion or the output would need a crop offset other than 0.
+    ``stages`` (``Stage`` tuples, ``STAGES[variant]``) is the head's wiring: building,
+    ``forward``, the crop offsets and the reference nets' weight mapping all follow it.
 
     Which upsamplers learn: the final one (``upscore``/``upscore16``/``upscore8``) only if
     ``learnable_upsample``; the x2 ones (``upscore2``, ``upscore_pool4``) unless
@@ -149,32 +188,20 @@ class FCN(nn.Layer):
         self.skip_names = backbone.skip_names
         self.learnable_upsample = learnable_upsample
         self.learnable_skip_upsample = learnable_skip_upsample
-        channels = backbone.out_channels
-        pool3, pool4, top = backbone.skip_names
+        self.stages = _stages(variant, backbone.skip_names)
         pad = geometry == "aligned"  # caffe: unpadded transposed convs, then crop
-        grid = {name: coord_map(backbone.path_to(name)) for name in backbone.skip_names}
-
-        def up(factor, learnable, source, target, name):
-            # aligned: the geometry putting the source grid on the target's; caffe: kernel 2f
+        # where each stage's sum lies (its skip's grid), then the output's (the image)
+        grids = [coord_map(backbone.path_to(stage.skip)) for stage in self.stages] + [IMAGE]
+        for level, stage in enumerate(self.stages):
+            last = level == len(self.stages) - 1
+            self.add_sublayer(stage.score, _score(backbone.out_channels[stage.skip], num_classes))
+            # aligned: the geometry putting this grid on the next one's; caffe: kernel 2f
             sample = pad and sample_aligned_for(
-                factor, source, target, f"{type(backbone).__name__} FCN-{variant} {name}")
-            return BilinearUpsample(num_classes, factor, learnable=learnable, padding=pad,
-                                    sample_aligned=sample)
-
-        skip_learn = learnable_skip_upsample
-        self.score_fr = _score(channels[top], num_classes)  # 1/32
-        if variant == "32s":
-            self.upscore = up(32, learnable_upsample, grid[top], IMAGE, "upscore")  # 1/1
-        else:
-            self.upscore2 = up(2, skip_learn, grid[top], grid[pool4], "upscore2")  # 1/16
-            self.score_pool4 = _score(channels[pool4], num_classes)  # 1/16
-        if variant == "16s":
-            self.upscore16 = up(16, learnable_upsample, grid[pool4], IMAGE, "upscore16")  # 1/1
-        if variant == "8s":
-            self.upscore_pool4 = up(2, skip_learn, grid[pool4], grid[pool3],
-                                    "upscore_pool4")  # 1/8
-            self.score_pool3 = _score(channels[pool3], num_classes)  # 1/8
-            self.upscore8 = up(8, learnable_upsample, grid[pool3], IMAGE, "upscore8")  # 1/1
+                stage.factor, grids[level], grids[level + 1],
+                f"{type(backbone).__name__} FCN-{variant} {stage.upsample}")
+            self.add_sublayer(stage.upsample, BilinearUpsample(
+                num_classes, stage.factor, padding=pad, sample_aligned=sample,
+                learnable=learnable_upsample if last else learnable_skip_upsample))
         self.align = Alignment(OUTPUT_STRIDE if pad else 1, self._crop_offsets())
 
     def _crop_offsets(self):
@@ -182,7 +209,7 @@ class FCN(nn.Layer):
         each must be 0 (``ValueError`` naming the map otherwise: the fusion would be off)."""
         where = f"{type(self.backbone).__name__} FCN-{self.variant} ({self.geometry})"
         offsets = {}
-        for name, (layers, reference) in self._fused_paths().items():
+        for name, (layers, reference) in self.crop_paths().items():
             try:
                 offsets[name] = crop_offset(layers, reference)
             except ValueError as e:
@@ -192,22 +219,18 @@ class FCN(nn.Layer):
             raise ValueError(f"{where}: the aligned geometry needs crop offsets 0, got {wrong}")
         return offsets
 
-    def _fused_paths(self):
+    def crop_paths(self):
         """name -> (layers producing the map cropped at ``name``, layers producing the map it
-        must lie on; [] = the input image)."""
-        path = self.backbone.path_to
-        pool3, pool4, top = self.backbone.skip_names
-        scores = path(top) + [self.score_fr]  # 1/32
-        if self.variant == "32s":
-            return {"upscore": (scores + [self.upscore], [])}
-        fuse_pool4 = scores + [self.upscore2]  # 1/16, the map score_pool4 is added to
-        pairs = {"score_pool4": (path(pool4) + [self.score_pool4], fuse_pool4)}
-        if self.variant == "16s":
-            pairs["upscore16"] = (fuse_pool4 + [self.upscore16], [])
-            return pairs
-        fuse_pool3 = fuse_pool4 + [self.upscore_pool4]  # 1/8
-        pairs["score_pool3"] = (path(pool3) + [self.score_pool3], fuse_pool3)
-        pairs["upscore8"] = (fuse_pool3 + [self.upscore8], [])
+        must lie on; [] = the input image), along ``stages``: each skip's scores (cropped at
+        their score layer's name) lie on the upsampled sum of the coarser stages, and the
+        output (cropped at the last upsampler's name) on the image."""
+        pairs, fused = {}, None
+        for stage in self.stages:
+            scores = self.backbone.path_to(stage.skip) + [getattr(self, stage.score)]
+            if fused is not None:
+                pairs[stage.score] = (scores, fused)
+            fused = (scores if fused is None else fused) + [getattr(self, stage.upsample)]
+        pairs[self.stages[-1].upsample] = (fused, [])
         return pairs
 
     def forward(self, x):
@@ -219,19 +242,23 @@ class FCN(nn.Layer):
         """The head alone: ``N x num_classes x height x width`` logits from the backbone's
         features (``dict`` by name) of the padded ``height x width`` input. Heads of a
         multi-task net share one backbone pass this way (``models.multihead``)."""
-        pool3, pool4, top = (features[name] for name in self.skip_names)
-        crop = self.align.crop
-        score = self.score_fr(top)  # 1/32
-        if self.variant == "32s":
-            return self.upscore(score, self.align.window("upscore", height, width))  # 1/1
-        score = self.upscore2(score)  # 1/16
-        h, w = score.shape[2], score.shape[3]
-        pool4 = pool4 * self.skip_scales[0] if self.skip_scales[0] != 1.0 else pool4
-        score = score + crop(self.score_pool4(pool4), "score_pool4", h, w)  # fuse_pool4, 1/16
-        if self.variant == "16s":
-            return self.upscore16(score, self.align.window("upscore16", height, width))  # 1/1
-        score = self.upscore_pool4(score)  # 1/8
-        h, w = score.shape[2], score.shape[3]
-        pool3 = pool3 * self.skip_scales[1] if self.skip_scales[1] != 1.0 else pool3
-        score = score + crop(self.score_pool3(pool3), "score_pool3", h, w)  # fuse_pool3, 1/8
-        return self.upscore8(score, self.align.window("upscore8", height, width))  # 1/1
+        scores = []
+        for stage, scale in zip(self.stages, (1.0,) + self.skip_scales):
+            feature = features[stage.skip]  # 1/32 (fc7), 1/16 (pool4), 1/8 (pool3)
+            feature = feature * scale if scale != 1.0 else feature
+            scores.append(getattr(self, stage.score)(feature))  # 1/32, 1/16, 1/8
+        return self.fuse(scores, height, width)
+
+    def fuse(self, scores, height, width):
+        """The fusions and upsamplings: ``N x num_classes x height x width`` logits from the
+        class scores of the stages (``scores``, one map per stage, 1/32 first), each added,
+        cropped, to the upsampled sum of the coarser ones."""
+        fused, last = None, len(self.stages) - 1
+        for level, stage in enumerate(self.stages):
+            score = scores[level]  # 1/32, 1/16, 1/8
+            if level:  # fuse_pool4 (1/16), fuse_pool3 (1/8)
+                score = fused + self.align.crop(score, stage.score, fused.shape[2],
+                                                fused.shape[3])
+            window = self.align.window(stage.upsample, height, width) if level == last else None
+            fused = getattr(self, stage.upsample)(score, window)  # 1/16, 1/8; 1/1 at the last
+        return fused

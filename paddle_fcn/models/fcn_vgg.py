@@ -2,7 +2,7 @@
 65.5 mIoU FCN-8s), built from ``VGG16Backbone`` and the shared ``FCN`` head.
 
 ``geometry="aligned"`` is the blog's layout (input padded to a multiple of 32, fc6 padded,
-transposed convs of ``deconv_geometry``); ``geometry="caffe"`` reproduces the reference nets
+transposed convs of ``upsample_geometry``); ``geometry="caffe"`` reproduces the reference nets
 (100-pixel input padding, unpadded fc6 and transposed convs, crops at offsets 19 / 5, 27 /
 5, 9, 31). Both accept any H x W >= 1 and return H x W scores.
 

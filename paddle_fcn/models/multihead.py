@@ -15,6 +15,7 @@ all_heads=True)`` gives ``{name: logits}`` for the training loss and the per-hea
 import paddle
 import paddle.nn as nn
 
+from paddle_fcn.models.checks import check_num_classes
 from paddle_fcn.models.fcn import FCN
 
 __all__ = ["MultiHeadFCN", "with_heads"]
@@ -25,8 +26,9 @@ def _check_heads(heads, num_classes):
         raise ValueError(f"heads must map two or more head names to class counts, e.g. "
                          f"{{semantic: 33, geometric: 3}}; got {heads!r}")
     for name, n in heads.items():
-        if not isinstance(name, str) or isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"heads: {name!r}: {n!r} must be a positive number of classes")
+        if not isinstance(name, str):
+            raise ValueError(f"heads: head name {name!r} must be a string")
+        check_num_classes(n, f"heads: {name!r}: the number of classes")
     first, n = next(iter(heads.items()))
     if n != num_classes:
         raise ValueError(f"heads: the first head {first!r} has {n} classes but num_classes is "

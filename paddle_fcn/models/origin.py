@@ -1,20 +1,22 @@
 """Where weights come from, as far as their input is concerned: the normalisation a weights
 file was trained with, and how a ``model.pdparams`` written here stores it.
 
-``origin_normalization`` decides it for a file; ``model_state_dict`` writes it into the state
-dict training saves; ``set_normalization`` puts it on a model. The policy itself (what a
-normalisation is and does) lives in ``paddle_fcn.normalization``.
+``read_weights`` reads a file (``models/files.py``) with the normalisation it was trained with
+(``origin_normalization``); ``model_state_dict`` writes a model's into the state dict training
+saves; ``set_normalization`` puts one on a model. The policy itself (what a normalisation is
+and does) lives in ``paddle_fcn.normalization``.
 """
 import os
 
 import numpy as np
 
-from paddle_fcn.models.weights import WeightsError, _to_numpy
+from paddle_fcn.models.files import (TORCH_SUFFIXES, WeightsError, from_torchvision,
+                                     read_state_file, to_numpy)
 from paddle_fcn.normalization import (CAFFE, IMAGENET, as_normalization, describe,
                                       same_normalization)
 
-__all__ = ["NORMALIZATION_KEY", "origin_normalization", "model_state_dict",
-           "decode_normalization", "set_normalization", "take_normalization",
+__all__ = ["NORMALIZATION_KEY", "read_weights", "read_state_dict", "origin_normalization",
+           "model_state_dict", "decode_normalization", "set_normalization",
            "check_stored_normalization"]
 
 # The entry of a saved model.pdparams that holds the model's normalisation: float64
@@ -23,6 +25,28 @@ __all__ = ["NORMALIZATION_KEY", "origin_normalization", "model_state_dict",
 # tools treating the file as a plain state dict keep working. "@" is in no parameter name.
 NORMALIZATION_KEY = "@normalization"
 _ORDERS = ("RGB", "BGR")
+
+
+def read_weights(path, translate=True):
+    """``(state, normalization)`` of a weights file: ``{key: np.ndarray}`` in Paddle layout
+    (``translate=False``: torch files as they are, without ``from_torchvision``), without the
+    ``NORMALIZATION_KEY`` entry, and the normalisation the file was trained with
+    (``origin_normalization``). ``WeightsError`` naming ``path`` for a file that cannot be
+    read (``files.read_state_file``)."""
+    path = os.fspath(path)
+    state = read_state_file(path)
+    normalization = origin_normalization(path, state.pop(NORMALIZATION_KEY, None))
+    if translate and path.lower().endswith(TORCH_SUFFIXES):
+        state = from_torchvision(state)
+    return state, normalization
+
+
+def read_state_dict(path):
+    """A weights file as ``{key: np.ndarray}`` in Paddle layout (``read_weights``' state):
+    ``.pdparams`` read with ``paddle.load``, ``.pth``/``.pt``/``.bin`` with torch (if it is
+    installed) and translated by ``from_torchvision``; a checkpoint dict wrapping the weights
+    under ``"state_dict"``, ``"model"`` or ``"model_state_dict"`` is unwrapped."""
+    return read_weights(path)[0]
 
 
 def origin_normalization(path, stored=None):
@@ -42,7 +66,7 @@ def origin_normalization(path, stored=None):
 def model_state_dict(model):
     """``model.state_dict()`` plus its normalisation under ``NORMALIZATION_KEY``: what
     training saves as ``model.pdparams``, so that the file says how to feed it."""
-    import paddle
+    import paddle  # here: reading files (the rest of this module) needs no Paddle
 
     state = dict(model.state_dict())
     if hasattr(model, "normalization"):
@@ -56,7 +80,7 @@ def model_state_dict(model):
 def decode_normalization(stored, path):
     """The normalisation dict of a ``NORMALIZATION_KEY`` entry; ``WeightsError`` naming
     ``path`` for anything else."""
-    values = np.asarray(_to_numpy(stored), dtype=np.float64).reshape(-1)
+    values = np.asarray(to_numpy(stored), dtype=np.float64).reshape(-1)
     k = (values.size - 2) // 2
     try:
         if values.size < 8 or values.size % 2 or values[-1] not in (0, 1):
@@ -71,18 +95,14 @@ def decode_normalization(stored, path):
 
 
 def set_normalization(model, normalization):
-    """Set ``model.normalization`` (and its backbone's, which the FCN head copied)."""
+    """Set ``model.normalization`` (and its backbone's, which the FCN head copied); returns
+    the canonical dict set."""
     norm = as_normalization(normalization)
     model.normalization = norm
     backbone = getattr(model, "backbone", None)
     if backbone is not None and hasattr(backbone, "normalization"):
         backbone.normalization = dict(norm)
-
-
-def take_normalization(model, normalization, source):
-    """``set_normalization`` from the weights file ``source`` and say so (load reports)."""
-    set_normalization(model, normalization)
-    print(f"  input normalization of {source}: {describe(model.normalization)}")
+    return norm
 
 
 def check_stored_normalization(stored, model, where, error):

@@ -9,7 +9,7 @@ Files (addresses in README, "Reference weights"):
   by layer under the reference names: conv1_1 ... conv5_3, fc6, fc7 (trunk), score_fr,
   score_pool4, score_pool3, upscore2, upscore_pool4, upscore / upscore16 / upscore8.
 * Caffe's ImageNet ``VGG_ILSVRC_16_layers.caffemodel`` loads as ``model.pretrained``
-  (``caffe_vgg16_to_trunk``: fc6 / fc7 InnerProduct weights reshaped to convolutions, as
+  (``vgg.caffe_vgg16_to_trunk``: fc6 / fc7 InnerProduct weights reshaped to convolutions, as
   ``convolutionalize`` does; fc8 dropped). pytorch-fcn's ``vgg16_from_caffe.pth`` is in
   torchvision layout and goes the torchvision way (``VGG16Backbone.load_imagenet``).
 
@@ -26,30 +26,19 @@ import os
 
 import numpy as np
 
-from paddle_fcn.models.origin import take_normalization
-from paddle_fcn.models.weights import WeightsError, load_weights, read_weights
+from paddle_fcn.models.caffe import read_caffemodel
+from paddle_fcn.models.fcn import FCN
+from paddle_fcn.models.files import WeightsError
+from paddle_fcn.models.load import classes_mismatch, load_weights
+from paddle_fcn.models.origin import read_weights, set_normalization
+from paddle_fcn.models.vgg import VGG16Backbone, trunk_layer_names
 from paddle_fcn.normalization import CAFFE
-from paddle_fcn.upsample import BilinearUpsample, bilinear_kernel
+from paddle_fcn.upsample import bilinear_kernel
 
 __all__ = ["is_pytorch_fcn", "read_reference_layers", "reference_to_state",
-           "load_reference_weights", "caffe_vgg16_to_trunk", "trunk_layer_names",
-           "reference_state"]
+           "load_reference_weights", "reference_state"]
 
 _SCALE_LAYERS = ("scale_pool4", "scale_pool3")  # voc-fcn8s-atonce: fixed Scale on pool4, pool3
-
-
-def trunk_layer_names():
-    """conv1_1 ... conv5_3, fc6, fc7: the trunk layers of VGG16 as both files name them."""
-    from paddle_fcn.models.vgg import VGG16_SPEC
-
-    names, block, index = [], 1, 1
-    for spec in VGG16_SPEC:
-        if spec == "M":
-            block, index = block + 1, 1
-        else:
-            names.append(f"conv{block}_{index}")
-            index += 1
-    return names + ["fc6", "fc7"]
 
 
 def is_pytorch_fcn(state):
@@ -63,8 +52,6 @@ def read_reference_layers(path, state=None):
     (``<layer>.weight`` then ``<layer>.bias``; ``state``: the ``.pth`` already read)."""
     path = os.fspath(path)
     if path.lower().endswith(".caffemodel"):
-        from paddle_fcn.models.caffe import read_caffemodel
-
         return {name: layer.blobs for name, layer in read_caffemodel(path).items()}
     if state is None:
         state = read_weights(path, translate=False)[0]
@@ -100,9 +87,6 @@ def _strip_ones(shape):
 
 
 def _check_model(model, path):
-    from paddle_fcn.models.fcn import FCN
-    from paddle_fcn.models.vgg import VGG16Backbone
-
     if not isinstance(model, FCN) or not isinstance(model.backbone, VGG16Backbone):
         raise WeightsError(f"{path} holds a reference FCN (VGG16); it loads into fcn32s_vgg16, "
                            f"fcn16s_vgg16, fcn8s_vgg16 or fcn8s_atonce_vgg16, not "
@@ -162,9 +146,8 @@ def reference_to_state(model, layers, path):
     _check_scales(model, layers, path)
     targets = model.state_dict()
     names = [(n, "backbone." + n) for n in trunk_layer_names()]
-    names += [(n, n) for n in ("score_fr", "score_pool4", "score_pool3") if hasattr(model, n)]
-    upsamplers = [(n, layer) for n, layer in model.named_children()
-                  if isinstance(layer, BilinearUpsample)]
+    names += [(stage.score, stage.score) for stage in model.stages]
+    upsamplers = [(stage.upsample, getattr(model, stage.upsample)) for stage in model.stages]
     _check_layer_names(layers, [n for n, _ in names] + [n for n, _ in upsamplers], model, path)
     state = {}
     for name, prefix in names:
@@ -200,9 +183,7 @@ def _variant(model):
 def _check_classes(model, layers, path):
     blobs = layers.get("score_fr")
     if blobs and np.ndim(blobs[0]) >= 1 and blobs[0].shape[0] != model.num_classes:
-        raise WeightsError(f"weights file {path} was trained for {blobs[0].shape[0]} classes "
-                           f"(score_fr {list(blobs[0].shape)}) but the model has "
-                           f"{model.num_classes}")
+        raise classes_mismatch(path, "score_fr", blobs[0].shape, model.num_classes)
 
 
 def load_reference_weights(model, path, state=None):
@@ -214,8 +195,7 @@ def load_reference_weights(model, path, state=None):
     layers = read_reference_layers(path, state)
     _check_classes(model, layers, path)
     report = load_weights(model, reference_to_state(model, layers, path), path)
-    take_normalization(model, CAFFE, path)
-    report.normalization = model.normalization
+    report.normalization = set_normalization(model, CAFFE)
     return report
 
 
@@ -236,28 +216,3 @@ def reference_state(path, state=None):
             out[f"{prefix}.{kind}"] = np.asarray(blob, np.float32).reshape(
                 blob.shape if kind == "weight" else (-1,))
     return out
-
-
-def caffe_vgg16_to_trunk(path):
-    """``VGG16Backbone`` state dict from Caffe's ImageNet VGG16 (``VGG_ILSVRC_16_layers``,
-    V1 layout): conv1_1 ... conv5_3 as they are, fc6 ``[4096, 25088]`` and fc7 ``[4096, 4096]``
-    as ``[4096, 512, 7, 7]`` / ``[4096, 4096, 1, 1]`` convolutions; fc8 (1000 classes) is
-    dropped. ``WeightsError`` names the file and layer for anything missing or unknown."""
-    from paddle_fcn.models.caffe import read_caffemodel
-
-    layers = {name: layer.blobs for name, layer in read_caffemodel(path).items()}
-    layers.pop("fc8", None)
-    state = {}
-    for name in trunk_layer_names():
-        blobs = layers.pop(name, None)
-        if blobs is None or len(blobs) != 2:
-            raise WeightsError(f"{path} is not Caffe's VGG16: layer {name!r} is "
-                               f"{'missing' if blobs is None else f'{len(blobs)} blobs'}")
-        weight, bias = (np.asarray(b, np.float32) for b in blobs)
-        if name.startswith("fc"):
-            weight = weight.reshape(weight.shape[0], -1, *((7, 7) if name == "fc6" else (1, 1)))
-        state[f"{name}.weight"], state[f"{name}.bias"] = weight, bias.reshape(-1)
-    if layers:
-        raise WeightsError(f"{path} is not Caffe's VGG16: it also has layer(s) "
-                           f"{', '.join(sorted(layers))}")
-    return state

@@ -17,10 +17,13 @@ the FCN head can pick its upsamplers from ``coord_map``.
 """
 import paddle.nn as nn
 
-from paddle_fcn.models.fcn import FCN, coord_map
-from paddle_fcn.models.weights import (
-    IMAGENET_NORMALIZATION, WeightsError, load_weights, read_state_dict,
-)
+from paddle_fcn.models.checks import positive_int
+from paddle_fcn.models.coords import coord_map
+from paddle_fcn.models.fcn import FCN
+from paddle_fcn.models.files import WeightsError
+from paddle_fcn.models.load import load_weights
+from paddle_fcn.models.origin import read_state_dict
+from paddle_fcn.normalization import IMAGENET
 
 __all__ = [
     "BasicBlock", "BottleneckBlock", "ResNetBackbone", "RESNET_DEPTHS",
@@ -118,11 +121,10 @@ class ResNetBackbone(nn.Layer):
         super().__init__()
         if depth not in RESNET_DEPTHS:
             raise ValueError(f"ResNet depth must be one of {sorted(RESNET_DEPTHS)}, got {depth!r}")
-        if not isinstance(width, int) or isinstance(width, bool) or width < 1:
-            raise ValueError(f"ResNet width must be a positive integer, got {width!r}")
+        positive_int(width, "ResNet width")
         block, blocks = RESNET_DEPTHS[depth]
         self.depth, self.width = depth, width
-        self.normalization = dict(IMAGENET_NORMALIZATION)
+        self.normalization = dict(IMAGENET)
         self._inplanes = width
 
         self.conv1 = _conv(3, width, 7, stride=2, padding=3)  # 1/2
@@ -185,15 +187,17 @@ class ResNetBackbone(nn.Layer):
     def load_imagenet(self, path):
         """Load ImageNet weights of ``paddle.vision``'s / torchvision's ResNet-{depth} from a
         local file; the ``fc.*`` classifier is left unused (listed as unexpected in the report).
-        Raises ``WeightsError`` for width != 64 or a file that does not fit (e.g. another depth).
+        Returns the ``LoadReport`` (also kept as ``imagenet_report``). Raises ``WeightsError``
+        for width != 64 or a file that does not fit (e.g. another depth).
         """
         if self.width != 64:
             raise WeightsError(
                 f"ImageNet weights {path} need the standard ResNet width 64, "
                 f"but this backbone was built with width={self.width}"
             )
-        state = read_state_dict(path)
-        return load_weights(self, state, path, allow_unexpected=("fc.*",))
+        self.imagenet_report = load_weights(self, read_state_dict(path), path,
+                                            allow_unexpected=("fc.*",))
+        return self.imagenet_report
 
 
 def _fcn_resnet(variant, depth, num_classes, pretrained, learnable_upsample, width,

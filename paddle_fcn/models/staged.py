@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import paddle.nn as nn
 
-from paddle_fcn.models.origin import take_normalization
-from paddle_fcn.models.weights import TORCH_SUFFIXES, from_torchvision, read_weights
+from paddle_fcn.models.files import TORCH_SUFFIXES, from_torchvision
+from paddle_fcn.models.load import SHOW, first_keys, normalization_line, numpy_dtype
+from paddle_fcn.models.origin import read_weights, set_normalization
+from paddle_fcn.models.reference import is_pytorch_fcn, reference_state
 from paddle_fcn.normalization import CAFFE
 
 __all__ = ["TransferReport", "transfer_weights"]
-
-_SHOW = 5
 
 
 @dataclass
@@ -30,24 +30,30 @@ class TransferReport:
     """``copied``: target keys set from the source; ``left``: target keys absent from the
     source (kept as initialised); ``unused``: source keys the target lacks (e.g. the weight of
     a learnable FCN-32s ``upscore``; frozen upsamplers have none); ``skipped``: same name,
-    different shape ``(key, source, target)``."""
+    different shape ``(key, source, target)``; ``normalization``: the source's input
+    normalisation, which the target took. ``str(report)`` (``format()``) is the text the
+    trainer prints."""
 
     copied: list = field(default_factory=list)
     left: list = field(default_factory=list)
     unused: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
     source: str = ""
+    normalization: dict = None
 
-    def __str__(self):
+    def format(self):
         lines = [f"transferred {len(self.copied)} tensors from {self.source}"]
         for kind, keys in (("left at target init", self.left), ("unused", self.unused)):
             if keys:
-                more = f", ... (+{len(keys) - _SHOW})" if len(keys) > _SHOW else ""
-                lines.append(f"  {len(keys)} {kind}: {', '.join(keys[:_SHOW])}{more}")
+                lines.append(f"  {len(keys)} {kind}: {first_keys(keys)}")
         if self.skipped:
-            shown = ", ".join(f"{k} {list(s)} vs {list(t)}" for k, s, t in self.skipped[:_SHOW])
+            shown = ", ".join(f"{k} {list(s)} vs {list(t)}" for k, s, t in self.skipped[:SHOW])
             lines.append(f"  {len(self.skipped)} skipped (shape differs): {shown}")
+        if self.normalization is not None:
+            lines.append(normalization_line(self.source, self.normalization))
         return "\n".join(lines)
+
+    __str__ = format
 
 
 def _source_state(source):
@@ -56,14 +62,12 @@ def _source_state(source):
         return state, f"{type(source).__name__} ({getattr(source, 'variant', '?')})", \
             source.normalization
     if isinstance(source, (str, os.PathLike)):
-        from paddle_fcn.models import reference  # it imports weights, as this module
-
         path = os.fspath(source)
         if path.lower().endswith(".caffemodel"):
-            return reference.reference_state(path), path, dict(CAFFE)
+            return reference_state(path), path, dict(CAFFE)
         state, normalization = read_weights(path, translate=False)
-        if reference.is_pytorch_fcn(state):
-            return reference.reference_state(path, state), path, dict(CAFFE)
+        if is_pytorch_fcn(state):
+            return reference_state(path, state), path, dict(CAFFE)
         if path.lower().endswith(TORCH_SUFFIXES):
             state = from_torchvision(state)
         return state, path, normalization
@@ -89,7 +93,7 @@ def _check_compatible(state, targets, where, target):
                      if tuple(state[k].shape) != tuple(targets[k].shape))
     if differ:
         raise ValueError(f"source {where} and target have different backbones; first "
-                         f"differing keys: {', '.join(differ[:_SHOW])}")
+                         f"differing keys: {', '.join(differ[:SHOW])}")
 
 
 def transfer_weights(source, target):
@@ -98,7 +102,7 @@ def transfer_weights(source, target):
     ``.pth``, ``reference.reference_state``): copy every tensor whose name and shape match;
     the target takes the source's input normalisation.
 
-    Returns (and prints) a ``TransferReport``. Raises ``ValueError`` naming the source if the
+    Returns a ``TransferReport``. Raises ``ValueError`` naming the source if the
     two differ in number of classes or in backbone (key names or shapes under ``backbone.``).
     """
     state, where, normalization = _source_state(source)
@@ -111,10 +115,10 @@ def transfer_weights(source, target):
         elif tuple(state[key].shape) != tuple(tensor.shape):
             report.skipped.append((key, tuple(state[key].shape), tuple(tensor.shape)))
         else:
-            dtype = np.dtype(str(tensor.dtype).split(".")[-1])  # paddle.float32 -> float32
-            tensor.set_value(state[key].astype(dtype, copy=False))
+            dtype = numpy_dtype(tensor)  # None (bfloat16): set_value casts
+            tensor.set_value(state[key] if dtype is None else state[key].astype(dtype, copy=False))
             report.copied.append(key)
     report.unused = [k for k in state if k not in targets]
-    print(report)
-    take_normalization(target, normalization, where)  # the source's weights were trained on it
+    # the target takes the input the source's weights were trained on
+    report.normalization = set_normalization(target, normalization)
     return report

@@ -24,7 +24,8 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from paddle_fcn.models.weights import IMAGENET_NORMALIZATION
+from paddle_fcn.models.checks import check_num_classes, positive_int
+from paddle_fcn.normalization import IMAGENET
 
 __all__ = ["DoubleConv", "UNetEncoder", "UNet", "unet"]
 
@@ -60,7 +61,7 @@ class UNetEncoder(nn.Layer):
         self.depth, self.width = depth, width
         self.names = tuple(f"level{i + 1}" for i in range(depth + 1))
         self.out_channels = {name: width * 2 ** i for i, name in enumerate(self.names)}
-        self.normalization = dict(IMAGENET_NORMALIZATION)
+        self.normalization = dict(IMAGENET)
         channels = [3] + [self.out_channels[n] for n in self.names]
         self.levels = nn.LayerList(
             [DoubleConv(channels[i], channels[i + 1], batch_norm) for i in range(depth + 1)]
@@ -90,9 +91,9 @@ class UNet(nn.Layer):
 
     def __init__(self, num_classes, width=64, depth=4, batch_norm=True):
         super().__init__()
-        for name, value in (("num_classes", num_classes), ("width", width), ("depth", depth)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"U-Net {name} must be a positive integer, got {value!r}")
+        check_num_classes(num_classes, "U-Net num_classes")
+        positive_int(width, "U-Net width")
+        positive_int(depth, "U-Net depth")
         self.num_classes, self.depth = num_classes, depth
         self.backbone = UNetEncoder(width, depth, batch_norm)
         self.normalization = self.backbone.normalization

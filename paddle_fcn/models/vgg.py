@@ -5,7 +5,8 @@ fully connected layers as convolutions whose kernels cover their whole input (SP
 fc6 (25088 -> 4096 on a 7 x 7 x 512 pool5) is a 7 x 7 conv with 4096 outputs, fc7 a 1 x 1
 conv. ``VGG16Backbone`` is the trunk of the FCN models with the paper's layer names;
 ``convolutionalize`` turns a ``paddle.vision.models.vgg16()`` classifier into a fully
-convolutional net (seed 003). Both use ``fc_to_conv`` for the weight conversion.
+convolutional net (``models/convolutional.py``, seed 003). Both use ``fc_to_conv`` for the
+weight conversion.
 """
 import os
 
@@ -13,13 +14,15 @@ import numpy as np
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from paddle_fcn.models.weights import (
-    IMAGENET_NORMALIZATION, WeightsError, load_weights, read_weights,
-)
-from paddle_fcn.normalization import CAFFE, describe
+from paddle_fcn.models.caffe import read_caffemodel
+from paddle_fcn.models.checks import positive_int
+from paddle_fcn.models.files import WeightsError
+from paddle_fcn.models.load import load_weights
+from paddle_fcn.models.origin import read_weights
+from paddle_fcn.normalization import CAFFE, IMAGENET
 
-__all__ = ["VGG16_SPEC", "GEOMETRIES", "VGG16Backbone", "ConvolutionalVGG", "convolutionalize",
-           "fc_to_conv", "imagenet_to_trunk"]
+__all__ = ["VGG16_SPEC", "GEOMETRIES", "FC6_KERNEL", "VGG16Backbone", "fc_to_conv",
+           "imagenet_to_trunk", "caffe_vgg16_to_trunk", "trunk_layer_names"]
 
 # torchvision/paddle.vision "D" configuration: channels of each 3x3 conv, "M" = 2x2 max pool.
 VGG16_SPEC = [
@@ -59,8 +62,7 @@ class VGG16Backbone(nn.Layer):
 
     def __init__(self, geometry="aligned", dropout=0.5, width=64):
         super().__init__()
-        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-            raise ValueError(f"VGG16 width must be a positive int (64: VGG16), got {width!r}")
+        positive_int(width, "VGG16 width (64: VGG16)")
         if geometry not in GEOMETRIES:
             raise ValueError(f"VGG16 geometry must be one of {GEOMETRIES}, got {geometry!r}")
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) \
@@ -68,7 +70,7 @@ class VGG16Backbone(nn.Layer):
             raise ValueError(f"VGG16 dropout must be a probability in [0, 1), got {dropout!r}")
         caffe = geometry == "caffe"
         self.geometry = geometry
-        self.normalization = dict(IMAGENET_NORMALIZATION)
+        self.normalization = dict(IMAGENET)
         self.out_channels = {}
         self._trunk = []  # conv1_1 ... pool5 in order
         channels, block, index = 3, 1, 1
@@ -119,19 +121,17 @@ class VGG16Backbone(nn.Layer):
         """Load ImageNet VGG16 weights into conv1_1 ... fc7 and set ``normalization`` to
         theirs: ``paddle.vision.models.vgg16`` ``.pdparams`` or a torchvision ``.pth`` (ImageNet
         normalisation; pytorch-fcn's ``vgg16_from_caffe.pth``, same keys, Caffe's), or Caffe's
-        ``VGG_ILSVRC_16_layers.caffemodel`` (``models/reference.py``). The 1000-way classifier
-        is not used. Returns the ``LoadReport``; raises ``WeightsError`` naming the file and
-        key for anything that does not fit."""
+        ``VGG_ILSVRC_16_layers.caffemodel`` (``caffe_vgg16_to_trunk``). The 1000-way classifier
+        is not used. Returns the ``LoadReport`` (also kept as ``imagenet_report``); raises
+        ``WeightsError`` naming the file and key for anything that does not fit."""
         if os.fspath(path).lower().endswith(".caffemodel"):
-            from paddle_fcn.models.reference import caffe_vgg16_to_trunk  # it imports this
-
             state, normalization = caffe_vgg16_to_trunk(path), dict(CAFFE)
         else:
             state, normalization = read_weights(path)
             state = imagenet_to_trunk(state, path)
         report = load_weights(self, state, path)
         self.normalization = report.normalization = normalization
-        print(f"  input normalization of {path}: {describe(normalization)}")
+        self.imagenet_report = report
         return report
 
 
@@ -197,72 +197,31 @@ def imagenet_to_trunk(state, source):
     return out
 
 
-class ConvolutionalVGG(nn.Layer):
-    """A VGG classifier recast as a fully convolutional net (SPEC §1, seed 003); built by
-    ``convolutionalize``. ``N x 3 x H x W`` -> ``N x K x (H//32 - 6) x (W//32 - 6)`` class
-    scores (``H, W >= 224``)."""
-
-    def __init__(self, features, fc6, fc7, fc8, dropout):
-        super().__init__()
-        self.features = features  # conv1_1 ... pool5, shared with the source classifier
-        self.fc6 = fc6  # 7 x 7, unpadded
-        self.fc7 = fc7  # 1 x 1
-        self.fc8 = fc8  # 1 x 1, K classes
-        self.drop6 = nn.Dropout(dropout)
-        self.drop7 = nn.Dropout(dropout)
-
-    def forward(self, x):
-        return self.score(self.features(x))  # pool5 is 1/32
-
-    def score(self, pool5):
-        """fc6 ... fc8 on a pool5 map ``N x 512 x h x w`` -> ``N x K x (h-6) x (w-6)``."""
-        if pool5.shape[2] < FC6_KERNEL or pool5.shape[3] < FC6_KERNEL:
-            raise ValueError(
-                f"pool5 is {pool5.shape[2]} x {pool5.shape[3]} but fc6 needs at least "
-                f"{FC6_KERNEL} x {FC6_KERNEL}: the input must be at least 224 x 224"
-            )
-        x = self.drop6(F.relu(self.fc6(pool5)))  # 1/32
-        x = self.drop7(F.relu(self.fc7(x)))  # 1/32
-        return self.fc8(x)  # 1/32
+def trunk_layer_names():
+    """conv1_1 ... conv5_3, fc6, fc7: the trunk layers of VGG16 as ``VGG16Backbone`` and the
+    reference nets' files (Caffe, pytorch-fcn) name them."""
+    return [name for name, _ in _spec_conv_names()] + ["fc6", "fc7"]
 
 
-def _conv_from_linear(linear, in_channels, kernel, what):
-    weight = fc_to_conv(linear.weight.numpy(), in_channels, kernel, what)
-    # Constant init, then set_value: Assign(...) of fc6's 102 M values takes ~30 s.
-    conv = nn.Conv2D(in_channels, weight.shape[0], kernel,
-                     weight_attr=nn.initializer.Constant(0.0))
-    conv.weight.set_value(weight)
-    conv.bias.set_value(linear.bias.numpy())
-    return conv
-
-
-def convolutionalize(vgg):
-    """Turn a ``paddle.vision.models.vgg16(num_classes=K)`` classifier into a fully
-    convolutional net (``ConvolutionalVGG``): fc6 becomes an unpadded 7 x 7 conv, fc7 and fc8
-    1 x 1 convs, with the classifier's weights; ``features`` is shared, not copied.
-
-    The result maps ``N x 3 x H x W`` (H, W >= 224) to ``N x K x h x w`` score maps. At
-    224 x 224 the 1 x 1 map is the classifier's logits. At 384 x 384 pool5 is 12 x 12 and the
-    map is 6 x 6 ((12 - 7) / 1 + 1): cell (i, j) equals the FC layers applied to the 7 x 7
-    pool5 window at (i, j), i.e. the classifier run on the 224 x 224 image window at
-    (32 i, 32 j) (stride 32), all in one pass that shares the convolutions of overlapping
-    windows. It is not bit-equal to cropping that window and classifying it: the crop's convs
-    see zero padding at the crop border where the full image has real neighbours, so pool5
-    cells near the window's edge differ. The adaptive 7 x 7 average pool of paddle.vision's
-    VGG (the identity at 224 x 224) is dropped: it would squash the dense map to 7 x 7.
-    """
-    classifier = getattr(vgg, "classifier", None)
-    if classifier is None or not hasattr(vgg, "features"):
-        raise ValueError(
-            f"convolutionalize needs a paddle.vision VGG with a classifier (num_classes > 0); "
-            f"got {type(vgg).__name__} without `features`/`classifier`"
-        )
-    linears = [classifier[i] for i in (0, 3, 6)] if len(classifier) == 7 else []
-    if not all(isinstance(layer, nn.Linear) for layer in linears):
-        raise ValueError("convolutionalize expects paddle.vision's VGG classifier layout "
-                         "(Linear at classifier.0, .3 and .6)")
-    in_channels = linears[0].weight.shape[0] // (FC6_KERNEL * FC6_KERNEL)
-    fc6 = _conv_from_linear(linears[0], in_channels, FC6_KERNEL, "classifier.0 (fc6)")
-    fc7 = _conv_from_linear(linears[1], fc6.weight.shape[0], 1, "classifier.3 (fc7)")
-    fc8 = _conv_from_linear(linears[2], fc7.weight.shape[0], 1, "classifier.6 (fc8)")
-    return ConvolutionalVGG(vgg.features, fc6, fc7, fc8, dropout=classifier[2].p)
+def caffe_vgg16_to_trunk(path):
+    """``VGG16Backbone`` state dict from Caffe's ImageNet VGG16 (``VGG_ILSVRC_16_layers``,
+    V1 layout): conv1_1 ... conv5_3 as they are, fc6 ``[4096, 25088]`` and fc7 ``[4096, 4096]``
+    as ``[4096, 512, 7, 7]`` / ``[4096, 4096, 1, 1]`` convolutions; fc8 (1000 classes) is
+    dropped. ``WeightsError`` names the file and layer for anything missing or unknown."""
+    layers = {name: layer.blobs for name, layer in read_caffemodel(path).items()}
+    layers.pop("fc8", None)
+    state = {}
+    for name in trunk_layer_names():
+        blobs = layers.pop(name, None)
+        if blobs is None or len(blobs) != 2:
+            raise WeightsError(f"{path} is not Caffe's VGG16: layer {name!r} is "
+                               f"{'missing' if blobs is None else f'{len(blobs)} blobs'}")
+        weight, bias = (np.asarray(b, np.float32) for b in blobs)
+        if name.startswith("fc"):
+            kernel = FC6_KERNEL if name == "fc6" else 1
+            weight = weight.reshape(weight.shape[0], -1, kernel, kernel)
+        state[f"{name}.weight"], state[f"{name}.bias"] = weight, bias.reshape(-1)
+    if layers:
+        raise WeightsError(f"{path} is not Caffe's VGG16: it also has layer(s) "
+                           f"{', '.join(sorted(layers))}")
+    return state

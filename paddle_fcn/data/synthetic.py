@@ -4,7 +4,7 @@ Classes: background + disc, square, triangle, ring, cross, drawn by ``shapes.py`
 colours and textures, overlaps, a VOC-style 4-pixel void band). Image sizes are random in
 ``[min_size, max_size]`` and never multiples of 32 (when the range allows), so size handling
 is exercised. With the defaults a narrow FCN-8s ResNet18 (width 16) reached 0.88 val mIoU in
-3000 iterations (5 min on 2 CPU cores) without pretrained weights.
+3000 iterations without pretrained weights (the quickstart: configs/quickstart.yml).
 
 Preset ``voc`` makes photo-size data in the full VOC layout instead, for testing the way
 users run: images of PASCAL VOC's usual sizes (500 x 375 landscape and 375 x 500 portrait,

@@ -1,4 +1,5 @@
-"""Evaluation over a whole split: one confusion matrix, the paper's four metrics (SPEC §9)."""
+"""Evaluation over a whole split: one confusion matrix, the paper's four metrics
+(docs/design.md#metrics)."""
 import time
 from dataclasses import dataclass, field
 from typing import Optional

@@ -1,19 +1,17 @@
 """Running an exported model with Paddle Inference (``paddle.inference``): the fast CPU path.
 
-On CPU the predictor enables oneDNN (MKLDNN) and uses every physical core. Measured on the
-2-core AMD EPYC (Zen 5, AVX-512) this package is developed on, FCN-8s VGG16 at 512 x 512,
-batch 1: 0.50-0.52 s per image, 430-445 GFLOP/s, 90-93 % of the measured FP32 peak, against
-2.4 s for the eager model (``benchmarks/bench_infer.py`` prints the current figures). Two
-things beyond oneDNN get it there: the fixed bilinear upsamplers run as matrix products
-(``BilinearUpsample``), and glibc keeps freed memory for reuse (``retain_memory``).
-Nobody has to ask for this: ``Predictor(model_dir)`` is the fast path.
+On CPU the predictor enables oneDNN (MKLDNN) and uses every physical core; with the fixed
+bilinear upsamplers run as matrix products (``BilinearUpsample``) and glibc keeping freed
+memory for reuse (``retain_memory``) it runs near the CPU's FP32 peak, several times faster
+than the eager model (docs/performance.md#paddle-inference-predictor; ``benchmarks/
+bench_infer.py`` prints the current figures). Nobody has to ask for this:
+``Predictor(model_dir)`` is the fast path.
 
 oneDNN caches its primitives, and with them a copy of the weights reordered for the shape,
-per input shape: measured for FCN-8s VGG16 at VOC sizes, ~0.5 GB more memory for every new
-shape and no limit (1.5 GB after one shape, 3.6 GB after five). ``cache_capacity`` bounds the
-number of shapes kept (default 4: 2.6 GB for VGG16 however many sizes follow); the FCN models
+per input shape, with no limit of its own: ``cache_capacity`` bounds the number of shapes
+kept (the memory this saves: docs/performance.md#paddle-inference-predictor); the FCN models
 pad their input to a multiple of 32, so sizes that pad alike share most primitives. The first
-run at a new shape pays for creating them (~0.2-0.4 s for VGG16 at 500 x 375).
+run at a new shape pays for creating them.
 """
 import os
 
@@ -33,7 +31,7 @@ class Predictor:
     ``device``: ``auto`` (GPU when Paddle has one, else CPU), ``cpu`` or ``gpu``.
     ``threads``: CPU math threads, default ``physical_cores()``. ``cache_capacity``: oneDNN
     shape cache size. ``retain_memory`` (CPU): apply ``runtime.retain_freed_memory`` to this
-    process (~10 % faster, no page faults per pass; resident memory stays at its high-water
+    process (faster, no page faults per pass; resident memory stays at its high-water
     mark; also off with ``PADDLE_FCN_RETAIN_MEMORY=0``). ``precision``: ``fp32`` | ``bf16`` |
     ``int8``, default the export's own (``deploy.yml``); see ``inference/precision.py`` for
     what each runs as on CPU and GPU (``PrecisionError`` when this device cannot). Attributes:

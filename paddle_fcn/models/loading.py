@@ -32,7 +32,8 @@ def build_configured_model(model_cfg, num_classes):
     if model_cfg.pretrained:
         options["pretrained"] = model_cfg.pretrained
     model = build_model(model_cfg.type, num_classes, **options)
-    reports = [r for r in (getattr(model, "load_report", None),) if r is not None]
+    imagenet = getattr(getattr(model, "backbone", None), "imagenet_report", None)
+    reports = [imagenet] if imagenet is not None else []
     if model_cfg.init_from:
         reports.append(transfer_weights(model_cfg.init_from, model))
     apply_configured_normalization(model, model_cfg, model_cfg.init_from or model_cfg.pretrained)

@@ -40,8 +40,6 @@ def validate_values(cfg, src):
         value = _value_at(cfg, key)
         if value is not None:  # None: below an unset section (no val_dataset)
             _choice(value, choices, src, key)
-    for key in ("train_dataset", "val_dataset"):
-        ds = getattr(cfg, key)
 
 
 def validate_combinations(cfg, src):

@@ -34,7 +34,7 @@ from paddle_fcn.inference.visualize import legend_image, overlay
 from paddle_fcn.normalization import normalize_image
 
 __all__ = ["IMAGE_EXTENSIONS", "PredictError", "PredictSummary", "collect_images",
-           "normalize", "predict_images", "aggregates"]
+           "predict_images", "aggregates"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MASK_DIR, OVERLAY_DIR, LEGEND_DIR = "pseudo_color_prediction", "added_prediction", "legend"

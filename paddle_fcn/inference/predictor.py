@@ -18,7 +18,8 @@ import os
 import numpy as np
 
 from paddle_fcn.device import use_gpu
-from paddle_fcn.inference.export import ExportError, model_files, read_deploy_info
+from paddle_fcn.errors import ExportError
+from paddle_fcn.inference.bundle import model_files, read_deploy_info
 from paddle_fcn.inference.precision import configure_precision
 from paddle_fcn.runtime import physical_cores, retain_freed_memory
 

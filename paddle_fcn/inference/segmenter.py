@@ -18,7 +18,8 @@ from paddle_fcn.config import resolve_num_classes
 from paddle_fcn.data import dataset_class_names
 from paddle_fcn.device import setup_device
 from paddle_fcn.errors import ConfigError, ExportError, PredictError
-from paddle_fcn.inference.export import DEPLOY_FILE, export_model, model_files
+from paddle_fcn.inference.bundle import DEPLOY_FILE, model_files
+from paddle_fcn.inference.export import export_model
 from paddle_fcn.inference.predict import aggregates
 from paddle_fcn.inference.tta import predict_probs
 from paddle_fcn.models.loading import load_trained_model

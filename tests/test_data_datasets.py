@@ -119,6 +119,9 @@ def test_list_dataset_relative_absolute_and_bad_lines(tmp_path):
         ListDataset(root, "empty.txt", num_classes=4)
     with pytest.raises(DataError, match="file list not found: missing.txt"):
         ListDataset(root, "missing.txt", num_classes=4)
+    with open(os.path.join(root, "labels.txt"), "w") as f:
+        f.write("sky\nroad\ncar\nsign\n")
+    assert ListDataset(root, "train.txt").class_names == ["sky", "road", "car", "sign"]
 
 
 def test_size_mismatch_in_getitem_names_both_files(tmp_path):

@@ -11,7 +11,8 @@ import pytest
 from paddle_fcn.config import load_config
 from paddle_fcn.data import build_dataset
 from paddle_fcn.engine.evaluate import evaluate
-from paddle_fcn.engine.trainer import build_model_from_config, train
+from paddle_fcn.engine.trainer import train
+from paddle_fcn.models.loading import build_configured_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -65,7 +66,7 @@ def test_short_run_loss_falls_and_miou_rises(tmp_path, data_root):
     # Overfit: evaluated on the (un-augmented) training images themselves.
     cfg = load_config(write_config(tmp_path / "c.yml", data_root, str(tmp_path / "run"),
                                    iters=150, save=150, lr=0.1, vdl="true", val_mode="train"))
-    model = build_model_from_config(cfg, 6)
+    model = build_configured_model(cfg.model, 6)[0]
     val = build_dataset(cfg.val_dataset, model.normalization, 6)
     before = evaluate(model, val, 6, progress=False).metrics.mIoU
     summary = train(cfg, progress=False)
@@ -119,10 +120,10 @@ def _train_partial(cfg, stop_at):
     import paddle_fcn.engine.trainer as trainer
     original = trainer.train_one_iter
 
-    def interrupting(model, loss_fn, optimizer, batches, iteration, c):
-        if iteration > stop_at:
+    def interrupting(state, loss_fn, batches, c):
+        if state.iteration + 1 > stop_at:
             raise KeyboardInterrupt
-        return original(model, loss_fn, optimizer, batches, iteration, c)
+        return original(state, loss_fn, batches, c)
 
     trainer.train_one_iter = interrupting
     try:

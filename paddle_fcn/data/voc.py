@@ -227,6 +227,10 @@ class ListDataset(SegDataset):
     with ``#`` are skipped. ``class_names`` default to ``dataset_root/labels.txt`` if present.
     """
 
+    @classmethod
+    def labels_file(cls, dataset_root):
+        return os.path.join(os.path.abspath(os.fspath(dataset_root)), "labels.txt")
+
     def __init__(self, dataset_root, file_list, transforms=None, num_classes=None,
                  class_names=None, ignore_index=IGNORE_INDEX):
         self.root = os.path.abspath(os.fspath(dataset_root))

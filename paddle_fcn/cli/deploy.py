@@ -8,6 +8,8 @@ import argparse
 import importlib.util
 import sys
 
+from tqdm import tqdm
+
 from paddle_fcn.cli.common import (USER_ERRORS, add_test_config_args, fail, load_experiment,
                                    os_failure, test_config_from_flags, test_config_opts)
 from paddle_fcn.config import CHOICES, resolve_num_classes
@@ -23,6 +25,10 @@ __all__ = ["predict_main", "export_main"]
 # bad input
 _BAD_INPUT = USER_ERRORS + (ValueError,)
 
+
+
+def _to_stderr(message):
+    tqdm.write(message, file=sys.stderr)
 
 
 def _predict_parser():
@@ -68,7 +74,7 @@ def predict_main(argv=None):
         segmenter = load_segmenter(args.model_path, cfg, device, test_cfg, eager=args.eager,
                                    precision=args.precision)
         summary = predict_images(segmenter, args.image_path, args.save_dir, args.with_legend,
-                                 progress=not args.no_progress)
+                                 progress=not args.no_progress, log=_to_stderr)
     except _BAD_INPUT as e:
         return fail(e)
     except OSError as e:  # an unreadable image is a DataError (skipped); this is fatal

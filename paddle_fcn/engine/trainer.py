@@ -154,7 +154,7 @@ def _prepare(cfg, resume_model, check_data, log):
     built on rank 0 first (a synthetic set is generated once, not raced by every rank).
     """
     rank, world = world_info()
-    log = log if rank == 0 else quiet
+    every_rank, log = log, log if rank == 0 else quiet  # each rank says where it resumed
     setup_device(cfg.device)
     if world > 1:
         dist.init_parallel_env()
@@ -181,8 +181,8 @@ def _prepare(cfg, resume_model, check_data, log):
         state.iteration = loaded.get("iteration") or 0
         state.best_mIoU, state.best_iter = loaded.get("best_mIoU"), loaded.get("best_iter")
         _restore_best(state, cfg.save_dir)
-        log(f"resumed from {loaded['path']} at iteration {state.iteration}, "
-            f"lr {optimizer.get_lr():.6g}")
+        every_rank(f"resumed from {loaded['path']} at iteration {state.iteration}, "
+                   f"lr {optimizer.get_lr():.6g}")
     if world > 1:
         state.model = paddle.DataParallel(model)
     return state

@@ -140,11 +140,13 @@ def predict_one(segmenter, path, rel, save_dir, with_legend=False):
     return mask_path
 
 
-def predict_images(segmenter, image_path, save_dir, with_legend=False, progress=True):
+def predict_images(segmenter, image_path, save_dir, with_legend=False, progress=True,
+                   log=None):
     """Predict every image of ``image_path`` (see ``collect_images``) into ``save_dir``.
 
-    An unreadable image is reported (path and reason) and skipped; the others are still
-    written. Returns a ``PredictSummary``.
+    An unreadable image is skipped (``summary.failed``: path and reason; ``log``, a callable
+    taking a string, hears of it as it happens); the others are still written. Returns a
+    ``PredictSummary``.
     """
     items = collect_images(image_path)
     if segmenter.num_classes > 256:
@@ -157,7 +159,8 @@ def predict_images(segmenter, image_path, save_dir, with_legend=False, progress=
             mask = predict_one(segmenter, path, rel, save_dir, with_legend)
         except DataError as e:
             summary.failed.append((path, str(e)))
-            tqdm.write(f"skipped: {e}", file=sys.stderr)
+            if log is not None:
+                log(f"skipped: {e}")
             continue
         summary.written.append((path, mask))
     return summary

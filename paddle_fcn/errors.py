@@ -7,7 +7,8 @@ layer, so that a module raising one needs nothing from the module that owns the 
 
 from typing import NamedTuple
 
-__all__ = ["check_num_classes", "Problem", "ConfigError", "DataError", "WeightsError", "CheckpointError", "ExportError",
+__all__ = ["check_num_classes", "Problem", "ConfigError", "DataError", "WeightsError",
+           "CheckpointError", "ExportError",
            "PredictError", "PrecisionError", "USER_ERRORS"]
 
 

@@ -1,4 +1,5 @@
-"""`python tools/convert_context.py --help`: the same as `paddle-fcn convert_context` (`paddle_fcn.cli`)."""
+"""`python tools/convert_context.py --help`: the same as `paddle-fcn convert_context`
+(`paddle_fcn.cli`)."""
 import sys
 
 from paddle_fcn.cli import main

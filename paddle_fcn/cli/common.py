@@ -53,7 +53,8 @@ def add_test_config_args(p):
     p.add_argument("--stride", type=int, nargs=2, metavar=("W", "H"), help="window step")
     p.add_argument("--flip_horizontal", action="store_true", default=None,
                    help="average with the prediction of the mirrored image")
-    p.add_argument("--scales", type=float, nargs="+", help="multi-scale inference, e.g. 0.75 1 1.25")
+    p.add_argument("--scales", type=float, nargs="+",
+                   help="multi-scale inference, e.g. 0.75 1 1.25")
 
 
 def test_config_opts(args):

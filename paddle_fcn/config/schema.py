@@ -2,8 +2,8 @@
 allowed values (``CHOICES``) and single-value rules (``RULES``).
 
 Pure data: nothing here reads files or raises. ``CHOICES`` is the one list of each enumerated
-value: the command-line flags and the inference modules take theirs from it. ``load`` builds these dataclasses from YAML and
-``validate`` applies the dicts to them.
+value: the command-line flags and the inference modules take theirs from it. ``load`` builds
+these dataclasses from YAML and ``validate`` applies the dicts to them.
 """
 from dataclasses import dataclass, field, fields
 from typing import Any, Dict, List, Optional

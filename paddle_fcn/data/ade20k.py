@@ -13,10 +13,10 @@ reads ``validation``.
 import glob
 import os
 
-from paddle_fcn.errors import DataError
+from paddle_fcn.data.lists import read_class_names
 from paddle_fcn.data.reference import reference_path
-from paddle_fcn.data.voc import (IGNORE_INDEX, SegDataset, _resolve_class_names,
-                                 read_class_names, zero_ignored_lut)
+from paddle_fcn.data.voc import IGNORE_INDEX, SegDataset, _resolve_class_names, zero_ignored_lut
+from paddle_fcn.errors import DataError
 
 __all__ = ["ADE20K_CLASSES", "ADE20K"]
 

@@ -17,7 +17,7 @@ from PIL import Image
 from paddle_fcn.errors import DataError
 from paddle_fcn.data.palette import color_map, match_voc_colors
 
-__all__ = ["DataError", "read_list_file", "read_image", "read_image_with_notes", "read_label", "load_mat",
+__all__ = ["DataError", "read_image", "read_image_with_notes", "read_label", "load_mat",
            "load_mat_label",
            "read_label_with_notes", "write_label", "write_image", "load_label_array",
            "colour_mask_message"]
@@ -290,24 +290,3 @@ def load_mat_label(path, key, low, high):
                         f"{arr.shape}, {shown}")
     return arr.astype(np.int64)
 
-
-def read_list_file(path, columns, form, error=DataError, what="list file"):
-    """The entries of a whitespace-separated list file (a split, a PaddleSeg file list, a
-    predict image list) as ``[(line number, fields)]``; ``columns``: the allowed numbers of
-    fields per line, ``form``: how a line looks, for the error message. Blank lines and lines starting with ``#`` are skipped. A missing file, a
-    line with another number of fields or no entry at all raises ``error`` naming the file
-    (and the line)."""
-    if not os.path.isfile(path):
-        raise error(f"{what} not found: {path}")
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts or parts[0].startswith("#"):
-                continue
-            if len(parts) not in columns:
-                raise error(f"{path} line {lineno}: expected {form}, got {line.strip()!r}")
-            rows.append((lineno, parts))
-    if not rows:
-        raise error(f"{what} {path} is empty; it must list one entry per line")
-    return rows

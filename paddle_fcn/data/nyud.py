@@ -23,7 +23,8 @@ import os
 import numpy as np
 
 from paddle_fcn.errors import DataError
-from paddle_fcn.data.io import read_list_file, load_label_array, load_mat_label, read_image
+from paddle_fcn.data.lists import read_list_file
+from paddle_fcn.data.io import load_label_array, load_mat_label, read_image
 from paddle_fcn.data.reference import read_reference_classes
 from paddle_fcn.data.voc import IGNORE_INDEX, SegDataset, _resolve_class_names, zero_ignored_lut
 

@@ -41,8 +41,8 @@ from paddle_fcn.data.shapes import CLASS_NAMES, SHAPES, render_sample, render_vo
 PARAMS_FILE = "synthetic.json"
 _VERSION = 3  # bump when the drawing (shapes.py) changes so cached data sets are regenerated
 
-__all__ = ["SyntheticVOC", "SHAPES", "CLASS_NAMES", "PRESETS", "generate_synthetic_voc", "ensure_synthetic_voc",
-           "synthetic_is_complete", "render_sample", "render_voc_sample"]
+__all__ = ["SyntheticVOC", "SHAPES", "CLASS_NAMES", "PRESETS", "generate_synthetic_voc",
+           "ensure_synthetic_voc", "synthetic_is_complete", "render_sample", "render_voc_sample"]
 
 # preset -> (class names, renderer(seed, index, min_size, max_size), writes trainaug)
 PRESETS = {

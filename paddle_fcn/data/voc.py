@@ -25,27 +25,18 @@ import os
 import numpy as np
 import paddle
 
-from paddle_fcn.data.io import read_image, read_label, read_list_file
+from paddle_fcn.data.io import read_image, read_label
+from paddle_fcn.data.lists import read_class_names, read_list_file
 from paddle_fcn.errors import DataError, check_num_classes
 from paddle_fcn.data.palette import VOC_CLASSES
 from paddle_fcn.data.transforms import Normalize
 
-__all__ = ["SegDataset", "PascalVOC", "ListDataset", "collate_fn", "read_class_names",
-           "zero_ignored_lut"]
+__all__ = ["SegDataset", "PascalVOC", "ListDataset", "collate_fn", "zero_ignored_lut"]
 
 IGNORE_INDEX = 255
 # Splits shipped with the package (mode -> file): the FCN reference split, see splits/README.md.
 PACKAGE_SPLITS = {"seg11valid": os.path.join(os.path.dirname(__file__), "splits",
                                              "pascal_seg11valid.txt")}
-
-
-def read_class_names(path):
-    """Class names from a ``labels.txt`` (one per line, blank lines skipped)."""
-    with open(path, encoding="utf-8") as f:
-        names = [line.strip() for line in f if line.strip()]
-    if not names:
-        raise DataError(f"class name file {path} is empty; write one class name per line")
-    return names
 
 
 def _resolve_class_names(num_classes, class_names, labels_txt, default=None):
@@ -239,9 +230,9 @@ class ListDataset(SegDataset):
         path = os.path.join(self.root, os.fspath(file_list))
         if not os.path.isfile(path):
             raise DataError(f"file list not found: {file_list} (looked for {path})")
-        files = [tuple(os.path.join(self.root, p) for p in parts)
-                 for _, parts in read_list_file(path, (2,), "'image_path label_path' separated by whitespace",
-                                                what="file list")]
+        rows = read_list_file(path, (2,), "'image_path label_path' separated by whitespace",
+                              what="file list")
+        files = [tuple(os.path.join(self.root, p) for p in parts) for _, parts in rows]
         num_classes, class_names = _resolve_class_names(
             num_classes, class_names, self.labels_file(self.root))
         super().__init__(files, transforms, num_classes, class_names, ignore_index,

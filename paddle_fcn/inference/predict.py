@@ -28,7 +28,8 @@ import numpy as np
 from tqdm import tqdm
 
 from paddle_fcn.errors import DataError, PredictError
-from paddle_fcn.data.io import read_list_file, read_image, write_image, write_label
+from paddle_fcn.data.lists import read_list_file
+from paddle_fcn.data.io import read_image, write_image, write_label
 from paddle_fcn.data.palette import colorize
 from paddle_fcn.inference.visualize import legend_image, overlay
 from paddle_fcn.normalization import normalize_image

@@ -22,6 +22,7 @@ _TRAIN_FLAGS = {
     "num_workers": "num_workers", "keep_checkpoint_max": "keep_checkpoint_max",
     "log_iters": "log_iters", "accumulate_steps": "accumulate_steps",
     "eval_interval": "eval_interval", "do_eval": "do_eval", "use_vdl": "use_vdl",
+    "precision": "precision", "amp_level": "amp_level",
 }
 
 
@@ -34,6 +35,10 @@ def _train_parser():
     p.add_argument("--learning_rate", type=float)
     p.add_argument("--save_dir")
     p.add_argument("--device", choices=CHOICES["device"])
+    p.add_argument("--precision", choices=CHOICES["precision"],
+                   help="mixed-precision training on a GPU (config: precision; default fp32)")
+    p.add_argument("--amp_level", choices=CHOICES["amp_level"],
+                   help="fp16/bf16: O1 casts the listed ops, O2 the whole net (config: amp_level)")
     p.add_argument("--resume_model", help="a checkpoint (iter_N) or a run directory (its newest)")
     p.add_argument("--do_eval", action="store_true", default=None,
                    help="evaluate during training (config: do_eval)")

@@ -131,6 +131,8 @@ class Config:
     use_vdl: bool = True
     seed: int = 0
     device: str = "auto"                # auto | cpu | gpu
+    precision: str = "fp32"             # training: fp32 | fp16 | bf16 (engine/amp.py; GPU)
+    amp_level: str = "O1"               # fp16/bf16: O1 (listed ops) | O2 (whole net)
     sync_bn: bool = False               # multi-GPU: BatchNorm statistics over all devices' images
     num_workers: int = 2
     data_timeout: float = 300.0         # s a loader worker may take for one sample, then error
@@ -146,6 +148,8 @@ CHOICES = {
     "export.output_op": ("none", "argmax", "softmax"),
     "export.precision": ("fp32", "bf16", "int8"),
     "device": DEVICES,
+    "precision": ("fp32", "fp16", "bf16"),
+    "amp_level": ("O1", "O2"),
 }
 # DatasetConfig keys that only some types take (each type's constructor says which):
 # everything but the keys every type reads.

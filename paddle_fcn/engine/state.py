@@ -4,6 +4,8 @@ from typing import Callable, Optional
 
 import paddle
 
+from paddle_fcn.engine.amp import MixedPrecision
+
 __all__ = ["TrainState", "TrainSummary", "TrainingDiverged", "quiet"]
 
 
@@ -35,7 +37,8 @@ class TrainState:
     (``bare`` is the model itself); ``scheduler`` is the ``IterLR`` the optimizer reads, stepped
     once per optimizer step; ``iteration`` is the last step done; ``best_*`` the best
     validation mIoU so far and its step; ``log`` receives the run's messages (a callable
-    taking a string; the command line passes ``tqdm.write``)."""
+    taking a string; the command line passes ``tqdm.write``); ``amp`` the mixed-precision
+    casts and loss scaling (``engine.amp``; fp32: none)."""
     model: paddle.nn.Layer
     optimizer: paddle.optimizer.Optimizer
     scheduler: paddle.optimizer.lr.LRScheduler
@@ -45,6 +48,7 @@ class TrainState:
     rank: int = 0
     world: int = 1
     log: Callable[[str], None] = quiet
+    amp: MixedPrecision = field(default_factory=MixedPrecision)
     iteration: int = 0
     best_mIoU: Optional[float] = None
     best_iter: Optional[int] = None

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from paddle_fcn.config import config_to_dict, resolve_num_classes, save_config
 from paddle_fcn.device import setup_device
+from paddle_fcn.engine.amp import MixedPrecision, check_amp_device
 from paddle_fcn.engine.batches import next_batches, training_datasets, training_loader
 from paddle_fcn.engine.checkpoint import (load_checkpoint, read_best_metrics,
                                           recover_interrupted_saves, save_best_model,
@@ -72,15 +73,16 @@ def train_one_iter(state, loss_fn, batches, cfg):
         sync = model.no_sync() if hasattr(model, "no_sync") and not last else nullcontext()
         with sync:
             # a multi-head loss needs every head's scores (models.multihead)
-            logits = model(images, all_heads=True) if getattr(loss_fn, "all_heads", False) \
-                else model(images)
-            loss = loss_fn(logits, labels) * weight
-            loss.backward()
+            with state.amp.autocast():
+                logits = model(images, all_heads=True) if getattr(loss_fn, "all_heads", False) \
+                    else model(images)
+                loss = loss_fn(logits, labels) * weight
+            state.amp.backward(loss)
         total += float(loss)
     total = float(all_reduce_sum(total)) / world_size()
     _check_finite(total, state.iteration + 1, cfg)
     lr = optimizer.get_lr()
-    optimizer.step()
+    state.amp.step(optimizer)
     optimizer.clear_grad()
     state.scheduler.step()
     return total, lr
@@ -168,16 +170,20 @@ def _prepare(cfg, resume_model, check_data, log):
         lambda: training_datasets(cfg, model.normalization, num_classes, check_data,
                           getattr(model, "heads", None)), rank, world)
     optimizer, scheduler = build_optimizer(model, cfg)
+    check_amp_device(cfg.precision)
+    amp = MixedPrecision(cfg.precision, cfg.amp_level)
+    model, optimizer = amp.decorate(model, optimizer)
     if scheduler.warmup_iters < cfg.lr_scheduler.warmup_iters:
         log(f"note: lr_scheduler.warmup_iters = {cfg.lr_scheduler.warmup_iters} is longer "
             f"than the run (iters = {cfg.iters}): the warm-up is clipped to {cfg.iters} "
             f"iterations")
     in_rank_order(lambda: _recover(cfg.save_dir, rank), rank, world)
     state = TrainState(model, optimizer, scheduler, train_ds, val_ds, num_classes, rank, world,
-                       log)
+                       log, amp)
     if resume_model:
         loaded = load_checkpoint(resume_model, model, optimizer)
         restore_rank_rng(loaded, rank, world, cfg.seed)
+        amp.set_state_dict(loaded.get("amp"), loaded["path"])
         state.iteration = loaded.get("iteration") or 0
         state.best_mIoU, state.best_iter = loaded.get("best_mIoU"), loaded.get("best_iter")
         _restore_best(state, cfg.save_dir)
@@ -250,6 +256,7 @@ def _save(cfg, state):
     if state.rank != 0:
         return
     extra = {"config": config_to_dict(cfg), "best_mIoU": state.best_mIoU,
-             "best_iter": state.best_iter, "world_size": state.world, "rank_rng": rank_rng}
+             "best_iter": state.best_iter, "world_size": state.world, "rank_rng": rank_rng,
+             "amp": state.amp.state_dict()}
     save_checkpoint(cfg.save_dir, state.iteration, state.bare, state.optimizer, extra,
                     cfg.keep_checkpoint_max)

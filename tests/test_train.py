@@ -146,3 +146,41 @@ def test_eval_cli_writes_metrics_json(tmp_path, data_root):
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) >= {"mIoU", "pixel_acc", "mean_acc", "fwIoU", "class_IoU"}
     assert "mIoU" in proc.stdout
+
+
+@pytest.mark.parametrize("model", ["fcn8s_resnet18", "unet"])
+def test_evaluation_through_the_predictor_scores_as_the_eager_model(tmp_path, data_root, model):
+    """eval_backend predictor (the export, run by Paddle Inference, as deployed) gives the
+    eager model's metrics to float tolerance, after the same training steps."""
+    results = {}
+    for backend in ("eager", "predictor"):
+        cfg_path = write_config(tmp_path / f"{backend}.yml", data_root, str(tmp_path / backend),
+                                iters=3, save=3, model=model)
+        cfg = load_config(str(cfg_path), [f"eval_backend={backend}"])
+        results[backend] = train(cfg, progress=False).last_metrics
+    eager, fast = results["eager"], results["predictor"]
+    for key in ("mIoU", "pixel_acc", "mean_acc", "fwIoU"):
+        assert fast[key] == pytest.approx(eager[key], abs=1e-4), key
+    assert sorted(os.listdir(tmp_path / "predictor" / "best_model")) == ["metrics.json", "model.pdparams"]
+
+
+def test_eval_backend_choice(tmp_path, data_root):
+    """auto: the Predictor on a CPU from AUTO_PREDICTOR_IMAGES images on, for a model it can
+    export; predictor for a model it cannot export (two heads) is a ConfigError."""
+    from paddle_fcn.engine import trainer
+    from paddle_fcn.errors import ConfigError
+    from paddle_fcn.models import build_model
+
+    cfg = load_config(write_config(tmp_path / "c.yml", data_root, str(tmp_path / "out")))
+    model = build_model("fcn8s_resnet18", 6, width=8)
+    paddle.set_device("cpu")
+    with trainer._scorer(model, cfg, trainer.AUTO_PREDICTOR_IMAGES - 1) as few:
+        assert few is model
+    with trainer._scorer(model, cfg, trainer.AUTO_PREDICTOR_IMAGES) as many:
+        assert many is not model and many.predictor.num_classes == 6
+    two_heads = build_model("fcn8s_resnet18", 6, width=8, heads={"a": 6, "b": 3})
+    with trainer._scorer(two_heads, cfg, 10 ** 6) as scorer:  # auto: eager
+        assert scorer is two_heads
+    cfg.eval_backend = "predictor"
+    with pytest.raises(ConfigError, match="eval_backend: predictor cannot run"):
+        trainer._scorer(two_heads, cfg, 1)

@@ -133,6 +133,8 @@ class Config:
     device: str = "auto"                # auto | cpu | gpu
     precision: str = "fp32"             # training: fp32 | fp16 | bf16 (engine/amp.py; GPU)
     amp_level: str = "O1"               # fp16/bf16: O1 (listed ops) | O2 (whole net)
+    # evaluation during training: eager | predictor (the export, as deployed) | auto
+    eval_backend: str = "auto"
     sync_bn: bool = False               # multi-GPU: BatchNorm statistics over all devices' images
     num_workers: int = 2
     data_timeout: float = 300.0         # s a loader worker may take for one sample, then error
@@ -150,6 +152,7 @@ CHOICES = {
     "device": DEVICES,
     "precision": ("fp32", "fp16", "bf16"),
     "amp_level": ("O1", "O2"),
+    "eval_backend": ("auto", "eager", "predictor"),
 }
 # DatasetConfig keys that only some types take (each type's constructor says which):
 # everything but the keys every type reads.

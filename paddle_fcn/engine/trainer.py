@@ -35,7 +35,9 @@ from paddle_fcn.engine.loss import build_loss
 from paddle_fcn.engine.optim import build_optimizer
 from paddle_fcn.engine.state import TrainingDiverged, TrainState, TrainSummary, quiet
 from paddle_fcn.engine.vdl import TrainLog, VDLLogger
+from paddle_fcn.errors import ConfigError
 from paddle_fcn.fileio import atomic_write_text
+from paddle_fcn.inference.segmenter import can_export, exported_scorer
 from paddle_fcn.models.loading import build_configured_model
 from paddle_fcn.models.origin import model_state_dict
 
@@ -97,9 +99,11 @@ def _evaluate_and_keep_best(state, cfg, logger):
     """
     model, val_ds, it = state.bare, state.val_ds, state.iteration
     sync_model_state(model)
-    result = evaluate(model, val_ds, state.num_classes, cfg.test_config,
-                      ignore_index=val_ds.ignore_index, keep_samples=cfg.num_vis_samples,
-                      rank=state.rank, world_size=state.world, progress=False)
+    with _scorer(model, cfg, len(val_ds)) as scorer:
+        result = evaluate(scorer, val_ds, state.num_classes, cfg.test_config,
+                          ignore_index=val_ds.ignore_index, keep_samples=cfg.num_vis_samples,
+                          rank=state.rank, world_size=state.world, progress=False)
+    state.model.train()
     metrics = dict(metrics_dict(result, val_ds), iteration=it)
     miou = result.metrics.mIoU
     better = _is_better(miou, state.best_mIoU)
@@ -119,6 +123,28 @@ def _evaluate_and_keep_best(state, cfg, logger):
     state.log(f"[eval] iter {it}: mIoU {miou:.4f} pixel_acc {result.metrics.pixel_acc:.4f} "
               f"(best {best} at iter {state.best_iter}, {result.seconds:.1f} s){heads}")
     return metrics
+
+
+# eval_backend auto: the Predictor from this many validation images on (below, its export,
+# a few seconds, costs more than it saves; docs/performance.md#evaluation-during-training)
+AUTO_PREDICTOR_IMAGES = 200
+
+
+def _scorer(model, cfg, num_images):
+    """What evaluation runs (``eval_backend``): the eager model, or its export run by the
+    Predictor, as deployed (several times faster on a CPU). ``auto``: the Predictor on a CPU
+    for a split of ``AUTO_PREDICTOR_IMAGES`` or more, when the model can be exported."""
+    backend = cfg.eval_backend
+    if backend == "auto":
+        on_cpu = paddle.get_device() == "cpu"
+        backend = "predictor" if on_cpu and can_export(model) and \
+            num_images >= AUTO_PREDICTOR_IMAGES else "eager"
+    if backend == "eager":
+        return nullcontext(model)
+    if not can_export(model):
+        raise ConfigError(f"eval_backend: predictor cannot run {cfg.model.type} (several heads "
+                          f"or a 6-channel input do not export); use eager or auto")
+    return exported_scorer(model, cfg.device)
 
 
 def _is_better(miou, best):

@@ -6,6 +6,7 @@ Paddle Inference. Both honour a ``TestConfig`` (sliding window, flip, scales) th
 (``output_op`` none or softmax), since class indices cannot be averaged.
 ``load_segmenter`` picks and builds one from a ``--model_path``.
 """
+import contextlib
 import os
 import shutil
 import tempfile
@@ -25,7 +26,7 @@ from paddle_fcn.inference.tta import predict_probs
 from paddle_fcn.models.loading import load_trained_model
 
 __all__ = ["EagerSegmenter", "PredictorSegmenter", "load_segmenter", "load_scorer",
-           "class_names_of", "is_export_dir"]
+           "exported_scorer", "can_export", "class_names_of", "is_export_dir"]
 
 
 class EagerSegmenter:
@@ -205,5 +206,25 @@ def _checkpoint_predictor(model, names, cfg, device, threads, precision):
     folder = _temporary_export(model, names, cfg.model.type, precision, device, calibration)
     try:  # the predictor holds graph and weights in memory once created
         return Predictor(folder, device, threads)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def can_export(model):
+    """Whether ``exported_scorer`` can run ``model``: one output (not a multi-head model) of
+    a 3-channel input (not an RGB-HHA late-fusion model)."""
+    return not getattr(model, "heads", None) and len(model.normalization["mean"]) == 3
+
+
+@contextlib.contextmanager
+def exported_scorer(model, device="auto"):
+    """``model`` as it would be deployed: exported (fp32 scores, checked against the eager
+    model) to a temporary directory and run by a ``Predictor``, as a scorer for
+    ``engine.evaluate``; the directory is removed afterwards. Leaves ``model`` in eval mode."""
+    from paddle_fcn.inference.predictor import Predictor
+
+    folder = _temporary_export(model, None, type(model).__name__, device=device)
+    try:
+        yield _ScoresOf(Predictor(folder, device, retain_memory=False))
     finally:
         shutil.rmtree(folder, ignore_errors=True)

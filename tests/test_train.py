@@ -161,7 +161,8 @@ def test_evaluation_through_the_predictor_scores_as_the_eager_model(tmp_path, da
     eager, fast = results["eager"], results["predictor"]
     for key in ("mIoU", "pixel_acc", "mean_acc", "fwIoU"):
         assert fast[key] == pytest.approx(eager[key], abs=1e-4), key
-    assert sorted(os.listdir(tmp_path / "predictor" / "best_model")) == ["metrics.json", "model.pdparams"]
+    best = tmp_path / "predictor" / "best_model"
+    assert sorted(os.listdir(best)) == ["metrics.json", "model.pdparams"]
 
 
 def test_eval_backend_choice(tmp_path, data_root):

@@ -1,7 +1,8 @@
-"""The three upsampling methods of FCN (SPEC §6-7): transposed convolution with a bilinear
-kernel, parameter-free bilinear interpolation, and max unpooling.
+"""The three upsampling methods of FCN (docs/design.md#upsampling-methods): transposed
+convolution with a bilinear kernel, parameter-free bilinear interpolation, and max unpooling.
 
-Size of a transposed convolution (SPEC §6, Paddle's ``Conv2DTranspose`` formula)::
+Size of a transposed convolution (docs/design.md#transposed-convolution-size, Paddle's
+``Conv2DTranspose`` formula)::
 
     out = (in - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
 
@@ -59,7 +60,8 @@ def bilinear_kernel(size):
 
 
 def conv_transpose_output_size(size, kernel, stride, padding, output_padding=0, dilation=1):
-    """Output length of a transposed convolution along one axis (SPEC §6); raises
+    """Output length of a transposed convolution along one axis
+    (docs/design.md#transposed-convolution-size); raises
     ``ValueError`` naming the arguments when the result would be < 1."""
     out = (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
     if out < 1:
@@ -91,7 +93,8 @@ def upsample_geometry(factor, sample_aligned=False):
 
 
 class BilinearUpsample(nn.Layer):
-    """Transposed convolution with a bilinear kernel, one channel at a time (SPEC §5-6).
+    """Transposed convolution with a bilinear kernel, one channel at a time
+    (docs/design.md#initialisation, #transposed-convolution-size).
 
     ``N x channels x h x w`` -> ``N x channels x (factor*h) x (factor*w)`` with
     ``padding=True`` (geometry from ``upsample_geometry(factor, sample_aligned)``: input pixel x
@@ -113,8 +116,8 @@ class BilinearUpsample(nn.Layer):
     ``outer(ramp, ramp)``, so per channel ``out = R @ x @ C.T`` with ``R[o, i]`` =
     ``ramp[o + leading - f i]`` (0 outside the kernel), and only the window's rows of R and C
     are built. Two matrix products replace Paddle's depthwise transposed conv, which has no
-    oneDNN kernel on CPU: measured here for FCN-8s's x8 at 512 x 512, 19-22 ms -> 2-9 ms in
-    Paddle Inference, 100 -> 30 ms forward + backward in training. Equal to the grouped
+    oneDNN kernel on CPU, several times faster in inference and training
+    (docs/performance.md#frozen-bilinear-upsampler). Equal to the grouped
     transposed conv up to float rounding (tests/test_upsample.py).
     """
 
@@ -145,7 +148,8 @@ class BilinearUpsample(nn.Layer):
             )
 
     def output_length(self, length):
-        """Output size along an axis of input size ``length`` (SPEC §6 formula)."""
+        """Output size along an axis of input size ``length``
+        (docs/design.md#transposed-convolution-size)."""
         return (length - 1) * self.stride - sum(self.padding) + self.kernel_size
 
     def forward(self, x, window=None):
@@ -164,7 +168,7 @@ class BilinearUpsample(nn.Layer):
             rows, cols = rows.astype(x.dtype), cols.astype(x.dtype)
         # The products run on an (N*C) x h x w view: Paddle Inference 3.3's oneDNN matmul
         # misreads a 4-D input still in the blocked layout of the conv that produced it
-        # (wrong values, no error); reshape reorders it to plain (tests/test_predict_export).
+        # (wrong values, no error); reshape reorders it to plain (tests/test_inference_export.py).
         n, c = x.shape[0], x.shape[1]
         planes = x.reshape([-1, x.shape[2], x.shape[3]])
         y = paddle.matmul(paddle.matmul(rows, planes), cols, transpose_y=True)
@@ -249,9 +253,9 @@ def max_pool_with_indices(x, kernel_size=2, stride=None, ceil_mode=False):
 
 
 def max_unpool(x, indices, output_size, kernel_size=2, stride=None):
-    """Max unpooling (SPEC §7): ``N x C x h x w`` -> ``N x C x H x W`` (``output_size`` =
-    the pooled input's ``(H, W)``), with each value put back at the position ``indices``
-    recorded and zeros everywhere else.
+    """Max unpooling (docs/design.md#upsampling-methods): ``N x C x h x w`` ->
+    ``N x C x H x W`` (``output_size`` = the pooled input's ``(H, W)``), with each value put
+    back at the position ``indices`` recorded and zeros everywhere else.
     """
     height, width = _size_pair(output_size)
     if list(x.shape) != list(indices.shape):

@@ -8,7 +8,7 @@ import paddle
 
 from paddle_fcn.models import build_model
 from paddle_fcn.models.caffe import caffe_messages
-from paddle_fcn.models.reference import trunk_layer_names
+from paddle_fcn.models.vgg import trunk_layer_names
 from paddle_fcn.normalization import CAFFE, normalize_image
 from paddle_fcn.upsample import BilinearUpsample, bilinear_kernel
 

@@ -7,12 +7,13 @@ import paddle
 import paddle.nn.functional as F
 import pytest
 
+from fcn_heads import impulse_response
 from paddle_fcn.models import build_model
 from paddle_fcn.models.fcn import IMAGE, CoordMap, coord_map
 from paddle_fcn.models.resnet import ResNetBackbone
 from paddle_fcn.upsample import BilinearUpsample
 from paddle_fcn.models.unet import UNet, UNetEncoder
-from paddle_fcn.models.weights import IMAGENET_NORMALIZATION
+from paddle_fcn.normalization import IMAGENET
 
 ODD_SIZES = [(23, 37), (65, 47)]
 
@@ -23,7 +24,7 @@ ODD_SIZES = [(23, 37), (65, 47)]
 def test_fcn_resnet_odd_sizes_give_zero_scores_of_input_size(depth, variant):
     model = build_model(f"fcn{variant}_resnet{depth}", 5, width=8)
     assert isinstance(model.backbone, ResNetBackbone)
-    assert model.normalization == IMAGENET_NORMALIZATION
+    assert model.normalization == IMAGENET
     for height, width in ODD_SIZES:
         out = model(paddle.randn([2, 3, height, width]))
         assert list(out.shape) == [2, 5, height, width]
@@ -117,45 +118,17 @@ def test_shortcut_check_catches_a_misaligned_downsample():
         backbone._check_shortcuts()
 
 
-def _fusion_pairs(model):
-    """(map of the fused / output tensor, map it must lie on) for every crop of the head."""
-    path, up = model.backbone.path_to, lambda name: getattr(model, name)
-    scores = path("layer4") + [model.score_fr]  # 1/32
-    if model.variant == "32s":
-        return [(scores + [up("upscore")], [])]
-    fuse4 = scores + [up("upscore2")]  # 1/16
-    pairs = [(path("layer3") + [model.score_pool4], fuse4)]
-    if model.variant == "16s":
-        return pairs + [(fuse4 + [up("upscore16")], [])]
-    fuse3 = fuse4 + [up("upscore_pool4")]  # 1/8
-    return pairs + [(path("layer2") + [model.score_pool3], fuse3), (fuse3 + [up("upscore8")], [])]
-
-
 @pytest.mark.parametrize("variant", ["32s", "16s", "8s"])
 def test_every_fusion_and_the_output_need_no_crop(variant):
     model = build_model(f"fcn{variant}_resnet18", 3, width=8)
-    for layers, reference in _fusion_pairs(model):
+    pairs = list(model.crop_paths().values())  # along model.stages: each fusion, the output
+    assert len(pairs) == len(model.stages)
+    for layers, reference in pairs:
         assert coord_map(layers) == coord_map(reference)
-    assert coord_map(_fusion_pairs(model)[-1][0]) == IMAGE
+    assert coord_map(pairs[-1][0]) == IMAGE
     assert set(model.align.offsets.values()) == {0}
     ups = [m for m in model.sublayers() if isinstance(m, BilinearUpsample)]
     assert ups and all(m.sample_aligned for m in ups)  # ResNet grids are samples, not cells
-
-
-def _chain(model, level, row, col, size=(3, 4)):
-    """The head's upsampling chain on score maps that are zero except a one-hot at (row, col)
-    of class 0 in the 1/level map (the maps added at each fusion)."""
-    h, w = size
-    maps = {s: np.zeros((1, model.num_classes, h * 32 // s, w * 32 // s), np.float32)
-            for s in (32, 16, 8)}
-    maps[level][0, 0, row, col] = 1.0
-    t = {s: paddle.to_tensor(m) for s, m in maps.items()}
-    if model.variant == "32s":
-        return model.upscore(t[32]).numpy()[0, 0]
-    fused = model.upscore2(t[32]) + t[16]  # 1/16
-    if model.variant == "16s":
-        return model.upscore16(fused).numpy()[0, 0]
-    return model.upscore8(model.upscore_pool4(fused) + t[8]).numpy()[0, 0]  # 1/1
 
 
 @pytest.mark.parametrize("variant, level, row, col", [
@@ -166,7 +139,7 @@ def test_impulse_peaks_where_coord_map_says(variant, level, row, col):
     feature = {32: "layer4", 16: "layer3", 8: "layer2"}[level]
     grid = coord_map(model.backbone.path_to(feature))
     assert grid == CoordMap(Fraction(level), Fraction(0))
-    out = _chain(model, level, row, col)
+    out = impulse_response(model, level, row, col)
     assert out.shape == (96, 128)
     peak = np.unravel_index(np.argmax(out), out.shape)
     assert peak == (level * row, level * col)  # a unique maximum exactly on the sample
@@ -206,7 +179,7 @@ def test_learnable_skip_upsample(skip):
 def test_unet_odd_sizes(batch_norm):
     model = build_model("unet", 4, width=4, batch_norm=batch_norm)
     assert isinstance(model.backbone, UNetEncoder)
-    assert model.normalization == IMAGENET_NORMALIZATION
+    assert model.normalization == IMAGENET
     for height, width in ODD_SIZES + [(1, 1)]:
         out = model(paddle.randn([2, 3, height, width]))
         assert list(out.shape) == [2, 4, height, width]

@@ -10,10 +10,12 @@ import pytest
 from paddle.vision.models import vgg16
 from paddle.vision.models.vgg import VGG, make_layers
 
+from fcn_heads import impulse_response
+from paddle_fcn.models.convolutional import convolutionalize
 from paddle_fcn.models.fcn import FCN, IMAGE, CoordMap, coord_map, crop_offset
 from paddle_fcn.models.fcn_vgg import fcn8s_vgg16, fcn32s_vgg16
 from paddle_fcn.models.resnet import ResNetBackbone
-from paddle_fcn.models.vgg import VGG16Backbone, convolutionalize, fc_to_conv
+from paddle_fcn.models.vgg import VGG16Backbone, fc_to_conv
 from paddle_fcn.models.weights import WeightsError
 from paddle_fcn.upsample import BilinearUpsample
 
@@ -85,45 +87,17 @@ def test_caffe_offsets_reproduce_reference(heads):
         assert set(heads["aligned", variant].align.offsets.values()) == {0}
 
 
-def _fusion_pairs(model):
-    """(layers of the fused / output tensor, layers of the map it must lie on) for every crop."""
-    path, up = model.backbone.path_to, lambda name: getattr(model, name)
-    scores = path("fc7") + [model.score_fr]  # 1/32
-    if model.variant == "32s":
-        return [(scores + [up("upscore")], [])]
-    fuse4 = scores + [up("upscore2")]  # 1/16
-    pairs = [(path("pool4") + [model.score_pool4], fuse4)]
-    if model.variant == "16s":
-        return pairs + [(fuse4 + [up("upscore16")], [])]
-    fuse3 = fuse4 + [up("upscore_pool4")]  # 1/8
-    return pairs + [(path("pool3") + [model.score_pool3], fuse3), (fuse3 + [up("upscore8")], [])]
-
-
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_aligned_fusions_and_output_need_no_crop(heads, trunks, variant):
     model = heads["aligned", variant]
-    for layers, reference in _fusion_pairs(model):
+    pairs = list(model.crop_paths().values())  # along model.stages: each fusion, the output
+    assert len(pairs) == len(model.stages)
+    for layers, reference in pairs:
         assert coord_map(layers) == coord_map(reference)
-    assert coord_map(_fusion_pairs(model)[-1][0]) == IMAGE
+    assert coord_map(pairs[-1][0]) == IMAGE
     # VGG's 2 x 2 pools put pixels on cell centres: the blog's kernel-2f upsamplers fit
     assert coord_map(trunks["aligned"].path_to("pool3")) == CoordMap(Fraction(8), Fraction(7, 2))
     assert not any(m.sample_aligned for m in model.sublayers() if isinstance(m, BilinearUpsample))
-
-
-def _chain(model, level, row, col, size=(3, 4)):
-    """The head's upsampling chain on zero score maps with a one-hot at (row, col) of class 0
-    in the 1/level map."""
-    h, w = size
-    maps = {s: np.zeros((1, CLASSES, h * 32 // s, w * 32 // s), np.float32) for s in (32, 16, 8)}
-    maps[level][0, 0, row, col] = 1.0
-    t = {s: paddle.to_tensor(m) for s, m in maps.items()}
-    with paddle.no_grad():
-        if model.variant == "32s":
-            return model.upscore(t[32]).numpy()[0, 0]
-        fused = model.upscore2(t[32]) + t[16]  # 1/16
-        if model.variant == "16s":
-            return model.upscore16(fused).numpy()[0, 0]
-        return model.upscore8(model.upscore_pool4(fused) + t[8]).numpy()[0, 0]
 
 
 @pytest.mark.parametrize("variant, level, row, col", [
@@ -136,7 +110,7 @@ def test_impulse_peaks_between_the_two_pixels_coord_map_says(heads, trunks, vari
     feature = {32: "fc7", 16: "pool4", 8: "pool3"}[level]
     grid = coord_map(trunks["aligned"].path_to(feature))  # level x + (level - 1) / 2
     model = heads["aligned", variant]
-    out = _chain(model, level, row, col)
+    out = impulse_response(model, level, row, col)
     direct = level == {"32s": 32, "16s": 16, "8s": 8}[variant]  # one upsampler, no x2
     for axis, x in ((0, row), (1, col)):
         position = grid.scale * x + grid.shift

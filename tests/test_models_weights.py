@@ -6,11 +6,12 @@ import paddle
 import pytest
 
 from paddle_fcn.models import build_model
+from paddle_fcn.models.files import WeightsError, from_torchvision
+from paddle_fcn.models.load import LoadReport, load_weights
+from paddle_fcn.models.origin import read_state_dict
 from paddle_fcn.models.resnet import ResNetBackbone
-from paddle_fcn.models.weights import (
-    IMAGENET_NORMALIZATION, LoadReport, WeightsError, from_torchvision, load_model_weights,
-    load_weights, read_state_dict,
-)
+from paddle_fcn.models.weights import load_model_weights
+from paddle_fcn.normalization import IMAGENET
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 
@@ -208,7 +209,7 @@ def test_paddle_vision_resnet_weights_round_trip(tmp_path, depth):
     assert sorted(loaded) == sorted(k for k in expected if not k.startswith("fc."))
     for key, value in loaded.items():
         np.testing.assert_array_equal(value, expected[key], err_msg=key)
-    assert model.normalization == IMAGENET_NORMALIZATION
+    assert model.normalization == IMAGENET
     report = model.backbone.load_imagenet(str(path))
     assert report.unexpected == ["fc.weight", "fc.bias"] and not report.missing
 

@@ -12,7 +12,7 @@ import pytest
 from paddle_fcn.models.fcn import CoordMap, coord_map
 from paddle_fcn.upsample import (
     BilinearUpsample, bilinear_kernel, bilinear_resize, conv_transpose_output_size,
-    deconv_geometry, max_pool_with_indices, max_unpool, upsample_geometry,
+    max_pool_with_indices, max_unpool, upsample_geometry,
 )
 
 
@@ -27,15 +27,15 @@ def test_bilinear_kernel_values():
         bilinear_kernel(0)
 
 
-def test_deconv_geometry():
-    assert deconv_geometry(2) == (4, 2, 1)
-    assert deconv_geometry(8) == (16, 8, 4)
-    assert deconv_geometry(32) == (64, 32, 16)
-    assert deconv_geometry(3) == (5, 3, 1)  # odd: kernel 2f - 1, padding (f - 1) / 2
-    assert deconv_geometry(1) == (1, 1, 0)  # identity
+def test_upsample_geometry_of_pixel_centres():
+    assert upsample_geometry(2) == (4, 2, 1, 0)
+    assert upsample_geometry(8) == (16, 8, 4, 0)
+    assert upsample_geometry(32) == (64, 32, 16, 0)
+    assert upsample_geometry(3) == (5, 3, 1, 0)  # odd: kernel 2f - 1, padding (f - 1) / 2
+    assert upsample_geometry(1) == (1, 1, 0, 0)  # identity
     for bad in (0, -2, 2.5, True, "2"):
         with pytest.raises(ValueError, match="factor"):
-            deconv_geometry(bad)
+            upsample_geometry(bad)
 
 
 def test_size_formula_matches_paddle():
@@ -56,10 +56,10 @@ def test_size_formula_matches_paddle():
 
 
 @pytest.mark.parametrize("factor", [1, 2, 3, 8, 32])
-def test_deconv_geometry_gives_exact_factor(factor):
-    kernel, stride, padding = deconv_geometry(factor)
+def test_upsample_geometry_gives_exact_factor(factor):
+    kernel, stride, padding, extra = upsample_geometry(factor)
     for size in (1, 2, 7):
-        assert conv_transpose_output_size(size, kernel, stride, padding) == factor * size
+        assert conv_transpose_output_size(size, kernel, stride, padding, extra) == factor * size
 
 
 @pytest.mark.parametrize("factor, hw", [(2, (7, 9)), (3, (6, 5)), (8, (5, 6)), (32, (4, 3))])
@@ -169,7 +169,7 @@ def test_frozen_upsampler_window_in_a_static_graph():
 
 
 def test_upsample_geometry():
-    assert upsample_geometry(8) == (16, 8, 4, 0)  # the blog's, as deconv_geometry
+    assert upsample_geometry(8) == (16, 8, 4, 0)  # the blog's
     assert upsample_geometry(2, sample_aligned=True) == (3, 2, 1, 1)
     assert upsample_geometry(8, sample_aligned=True) == (15, 8, 7, 7)
     assert upsample_geometry(32, sample_aligned=True) == (63, 32, 31, 31)

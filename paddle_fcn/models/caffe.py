@@ -17,8 +17,8 @@ Memory: the file is mapped (``mmap``: the page cache, no copy of its bytes on th
 parsed by protobuf, which holds every value once (its own copy, which it needs); each blob is
 copied once more, into its numpy array, with ``np.fromiter`` (no Python list in between).
 The peak is therefore about twice the file size, until the parsed message is dropped when
-``read_caffemodel`` returns: measured here (``benchmarks/bench_caffe_read.py``, a 537 MB
-FCN-8s-sized file) 7.5 s and +1074 MB resident, 2.00x the file.
+``read_caffemodel`` returns (``benchmarks/bench_caffe_read.py`` measures it;
+docs/performance.md#reading-a-caffemodel).
 """
 import mmap
 import os

@@ -1,7 +1,8 @@
 """A VGG classifier recast as a fully convolutional net (Long, Shelhamer, Darrell, CVPR 2015,
-§3.1, Fig. 2): ``convolutionalize`` turns a ``paddle.vision.models.vgg16()``
-classifier's fc6 / fc7 / fc8 into convolutions with its own weights (``vgg.fc_to_conv``), so
-that a larger image yields a dense map of class scores.
+§3.1, Fig. 2; docs/design.md#fully-connected-layers-as-convolutions): ``convolutionalize``
+turns a ``paddle.vision.models.vgg16()`` classifier's fc6 / fc7 / fc8 into convolutions with
+its own weights (``vgg.fc_to_conv``), so that a larger image yields a dense map of class
+scores.
 """
 import paddle.nn as nn
 import paddle.nn.functional as F
@@ -12,9 +13,10 @@ __all__ = ["ConvolutionalVGG", "convolutionalize"]
 
 
 class ConvolutionalVGG(nn.Layer):
-    """A VGG classifier recast as a fully convolutional net (SPEC §1, seed 003); built by
-    ``convolutionalize``. ``N x 3 x H x W`` -> ``N x K x (H//32 - 6) x (W//32 - 6)`` class
-    scores (``H, W >= 224``)."""
+    """A VGG classifier recast as a fully convolutional net
+    (docs/design.md#fully-connected-layers-as-convolutions); built by ``convolutionalize``.
+    ``N x 3 x H x W`` -> ``N x K x (H//32 - 6) x (W//32 - 6)`` class scores
+    (``H, W >= 224``)."""
 
     def __init__(self, features, fc6, fc7, fc8, dropout):
         super().__init__()
@@ -42,7 +44,8 @@ class ConvolutionalVGG(nn.Layer):
 
 def _conv_from_linear(linear, in_channels, kernel, what):
     weight = fc_to_conv(linear.weight.numpy(), in_channels, kernel, what)
-    # Constant init, then set_value: Assign(...) of fc6's 102 M values takes ~30 s.
+    # Constant init, then set_value: Assign(...) of fc6's 102 M values is far slower
+    # (docs/performance.md#building-vgg16).
     conv = nn.Conv2D(in_channels, weight.shape[0], kernel,
                      weight_attr=nn.initializer.Constant(0.0))
     conv.weight.set_value(weight)

@@ -4,7 +4,8 @@ layer names of the reference nets, fcn.berkeleyvision.org ``voc-fcn{32,16,8}s/ne
 FCN-32s scores the 1/32 feature (``score_fr``) and upsamples x32 (``upscore``). FCN-16s adds
 ``upscore2`` (x2 of those scores) to ``score_pool4`` (1x1 scores of the 1/16 feature) and
 upsamples the sum x16 (``upscore16``). FCN-8s adds ``upscore_pool4`` (x2 of that sum) to
-``score_pool3`` and upsamples x8 (``upscore8``). Fusion is an element-wise sum (SPEC §4).
+``score_pool3`` and upsamples x8 (``upscore8``). Fusion is an element-wise sum
+(docs/design.md#the-fcn-heads).
 
 Alignment of fused maps (``paddle_fcn.models.coords``): ``coord_map`` composes, layer by
 layer, the affine map from a tensor's pixel coordinates to input-image coordinates (caffe's

@@ -13,7 +13,7 @@ from paddle_fcn.models.files import WeightsError
 from paddle_fcn.normalization import describe
 
 __all__ = ["LoadReport", "load_weights", "check_file_classes", "classes_mismatch", "SHOW",
-           "first_keys", "normalization_line", "numpy_dtype", "CLASSIFIER_KEYS"]
+           "first_keys", "WeightsReport", "numpy_dtype", "CLASSIFIER_KEYS"]
 
 # The classifier weights whose first dimension is the number of classes: FCN's score_fr and
 # U-Net's final 1x1 conv. Used only to word the error for a num_classes mismatch.
@@ -27,24 +27,31 @@ def first_keys(keys):
     return ", ".join(keys[:SHOW]) + more
 
 
-def normalization_line(source, normalization):
-    """The report line saying which input normalisation the weights of ``source`` set."""
-    return f"  input normalization of {source}: {describe(normalization)}"
+@dataclass
+class WeightsReport:
+    """What a load of weights from ``source`` did (subclasses list the keys); ``normalization``:
+    the input normalisation those weights set on the model (None: not set)."""
+
+    source: str = ""
+    normalization: dict = None
+
+    def normalization_lines(self):
+        """``[]``, or the line saying which input normalisation the weights set."""
+        if self.normalization is None:
+            return []
+        return [f"  input normalization of {self.source}: {describe(self.normalization)}"]
 
 
 @dataclass
-class LoadReport:
+class LoadReport(WeightsReport):
     """What ``load_weights`` did: keys copied, model keys absent from the file, file keys
-    absent from the model, and shape mismatches ``(key, file_shape, model_shape)``;
-    ``normalization``: the file's input normalisation, set on the model (None: not set).
+    absent from the model, and shape mismatches ``(key, file_shape, model_shape)``.
     ``str(report)`` (``format()``) is the text a command prints after loading."""
 
     loaded: list = field(default_factory=list)
     missing: list = field(default_factory=list)
     unexpected: list = field(default_factory=list)
     mismatched: list = field(default_factory=list)
-    source: str = ""
-    normalization: dict = None
 
     def format(self):
         source = f" from {self.source}" if self.source else ""
@@ -57,9 +64,7 @@ class LoadReport:
             shown = ", ".join(f"{k} file {list(f)} vs model {list(m)}"
                               for k, f, m in self.mismatched[:SHOW])
             lines.append(f"  {len(self.mismatched)} shape mismatches: {shown}")
-        if self.normalization is not None:
-            lines.append(normalization_line(self.source, self.normalization))
-        return "\n".join(lines)
+        return "\n".join(lines + self.normalization_lines())
 
     __str__ = format
 

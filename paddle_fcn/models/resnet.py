@@ -1,9 +1,10 @@
 """ResNet-18/34/50 backbones (He et al., "Deep Residual Learning for Image Recognition",
 CVPR 2016) and the FCN-32s/16s/8s builders on top of them.
 
-The blog this project follows (seeds/001) replaces VGG16 by ResNet34: the FCN head scores the
-last stage (``layer4``, 1/32, the counterpart of VGG's fc7) and fuses ``layer3`` (1/16, pool4's
-place) and ``layer2`` (1/8, pool3's place). The global pool and ``fc`` classifier are dropped.
+The blog this project follows (docs/design.md#resnet-backbone) replaces VGG16 by ResNet34:
+the FCN head scores the last stage (``layer4``, 1/32, the counterpart of VGG's fc7) and fuses
+``layer3`` (1/16, pool4's place) and ``layer2`` (1/8, pool3's place). The global pool and
+``fc`` classifier are dropped.
 
 Parameter names equal ``paddle.vision.models.resnet18/34/50`` (``conv1``, ``bn1``,
 ``layer1.0.conv1``, ..., ``layerN.0.downsample.0/1``) so Paddle model-zoo ``.pdparams`` load

@@ -1,5 +1,5 @@
-"""Staged training (paper §4.2, SPEC §8): FCN-16s starts from a trained FCN-32s, FCN-8s from
-a trained FCN-16s.
+"""Staged training (paper §4.2, docs/design.md#staged-training): FCN-16s starts from a
+trained FCN-32s, FCN-8s from a trained FCN-16s.
 
 ``transfer_weights`` copies every parameter (and buffer, e.g. BatchNorm statistics) whose name
 and shape match: the trunk, ``score_fr``, and for 16s -> 8s also ``upscore2`` and
@@ -17,7 +17,7 @@ import numpy as np
 import paddle.nn as nn
 
 from paddle_fcn.models.files import TORCH_SUFFIXES, from_torchvision
-from paddle_fcn.models.load import SHOW, first_keys, normalization_line, numpy_dtype
+from paddle_fcn.models.load import SHOW, WeightsReport, first_keys, numpy_dtype
 from paddle_fcn.models.origin import read_weights, set_normalization
 from paddle_fcn.models.reference import is_pytorch_fcn, reference_state
 from paddle_fcn.normalization import CAFFE
@@ -26,7 +26,7 @@ __all__ = ["TransferReport", "transfer_weights"]
 
 
 @dataclass
-class TransferReport:
+class TransferReport(WeightsReport):
     """``copied``: target keys set from the source; ``left``: target keys absent from the
     source (kept as initialised); ``unused``: source keys the target lacks (e.g. the weight of
     a learnable FCN-32s ``upscore``; frozen upsamplers have none); ``skipped``: same name,
@@ -38,8 +38,6 @@ class TransferReport:
     left: list = field(default_factory=list)
     unused: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
-    source: str = ""
-    normalization: dict = None
 
     def format(self):
         lines = [f"transferred {len(self.copied)} tensors from {self.source}"]
@@ -49,9 +47,7 @@ class TransferReport:
         if self.skipped:
             shown = ", ".join(f"{k} {list(s)} vs {list(t)}" for k, s, t in self.skipped[:SHOW])
             lines.append(f"  {len(self.skipped)} skipped (shape differs): {shown}")
-        if self.normalization is not None:
-            lines.append(normalization_line(self.source, self.normalization))
-        return "\n".join(lines)
+        return "\n".join(lines + self.normalization_lines())
 
     __str__ = format
 

@@ -1,5 +1,5 @@
 """U-Net (Ronneberger, Fischer, Brox, "U-Net: Convolutional Networks for Biomedical Image
-Segmentation", MICCAI 2015), the other classic of seeds/004 and SPEC fact 10.
+Segmentation", MICCAI 2015), the other classic (docs/design.md#u-net).
 
 Contracting path: per level two 3x3 convs, each followed by ReLU, then a 2x2 max pool
 (stride 2); the channel count doubles at every level. Expanding path: a 2x2 transposed conv
@@ -15,9 +15,10 @@ Two deliberate departures, both for the package contract "any H x W in, H x W sc
   feature maps of one level have the same size on both paths and no crop is needed; the input
   is zero-padded (bottom/right) to a multiple of ``2 ** depth`` so every pool halves exactly,
   and the scores are cropped back to H x W.
-* **Batch norm** after each 3x3 conv (``batch_norm=True``), as in the seed's implementation
-  (``conv2d_bn`` / ``deconv2d_bn``): U-Net has no pretrained part and trains from scratch,
-  where BN tolerates the large learning rates of the FCN recipe. ``batch_norm=False`` gives the
+* **Batch norm** after each 3x3 conv (``batch_norm=True``), as in the U-Net implementation
+  this project started from (``conv2d_bn`` / ``deconv2d_bn``; docs/design.md#u-net): U-Net
+  has no pretrained part and trains from scratch, where BN tolerates the large learning
+  rates of the FCN recipe. ``batch_norm=False`` gives the
   paper's plain conv + ReLU. The up-convs stay linear, as in the paper.
 """
 import paddle

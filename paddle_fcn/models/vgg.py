@@ -1,11 +1,12 @@
 """VGG16 (Simonyan & Zisserman, ICLR 2015) as the FCN trunk, and FC -> conv conversion.
 
 FCN (Long, Shelhamer, Darrell, CVPR 2015, §3.1) keeps VGG16's convolutions and recasts its
-fully connected layers as convolutions whose kernels cover their whole input (SPEC §1):
+fully connected layers as convolutions whose kernels cover their whole input
+(docs/design.md#fully-connected-layers-as-convolutions):
 fc6 (25088 -> 4096 on a 7 x 7 x 512 pool5) is a 7 x 7 conv with 4096 outputs, fc7 a 1 x 1
 conv. ``VGG16Backbone`` is the trunk of the FCN models with the paper's layer names;
 ``convolutionalize`` turns a ``paddle.vision.models.vgg16()`` classifier into a fully
-convolutional net (``models/convolutional.py``, seed 003). Both use ``fc_to_conv`` for the
+convolutional net (``models/convolutional.py``). Both use ``fc_to_conv`` for the
 weight conversion.
 """
 import os
@@ -39,7 +40,8 @@ CAFFE_INPUT_PAD = 100  # conv1_1 padding of the reference nets (fcn.berkeleyvisi
 
 def _he_init():
     # He et al. variance for ReLU nets; uniform rather than normal because drawing fc6's 102 M
-    # normal samples costs ~2 s per model build on a CPU. Irrelevant once ImageNet weights load.
+    # normal samples is slow (docs/performance.md#building-vgg16). Irrelevant once ImageNet
+    # weights load.
     return nn.initializer.KaimingUniform(nonlinearity="relu")
 
 

@@ -20,7 +20,7 @@ def _seed():
 
 @pytest.fixture(scope="module")
 def list_root(tmp_path_factory):
-    """A `type: Dataset` root with the splits of ``fixtures.make_list_data``."""
+    """A `type: ListDataset` root with the splits of ``fixtures.make_list_data``."""
     from fixtures import make_list_data
 
     return make_list_data(str(tmp_path_factory.mktemp("listdata")))

@@ -58,16 +58,16 @@ def quick_train_opts(root, save_dir):
             "log_iters=1", "save_interval=2", f"save_dir={save_dir}", "device=cpu"]
 
 
-# --- a `type: Dataset` file list of padded-size images (engine, CLI) ------------------------
+# --- a `type: ListDataset` file list of padded-size images (engine, CLI) ------------------------
 
 LIST_SIZES = [(24, 32), (32, 28), (28, 24), (32, 32)]  # (H, W): every batch gets padded
 SEVEN = 7  # an ignore_index other than 255: the whole pipeline must honour it
 
 LIST_CONFIG = """
 model: {{type: unet, num_classes: 3, width: 4, depth: 2, batch_norm: false}}
-train_dataset: {{type: Dataset, dataset_root: {root}, file_list: {train}, num_classes: 3,
+train_dataset: {{type: ListDataset, dataset_root: {root}, file_list: {train}, num_classes: 3,
                 ignore_index: {ignore}}}
-val_dataset: {{type: Dataset, dataset_root: {root}, file_list: {val}, num_classes: 3,
+val_dataset: {{type: ListDataset, dataset_root: {root}, file_list: {val}, num_classes: 3,
               ignore_index: {ignore}}}
 loss: {{ignore_index: {ignore}}}
 lr_scheduler: {{type: poly, learning_rate: 0.01, warmup_iters: 1, warmup_start_lr: 0.001}}

@@ -4,7 +4,7 @@ import paddle
 import pytest
 from fixtures import list_config, read_json
 
-from paddle_fcn.cli import eval_main
+from paddle_fcn.cli.evaluate import eval_main
 from paddle_fcn.config import load_config
 from paddle_fcn.data import DataError, build_dataset
 from paddle_fcn.engine.evaluate import evaluate

@@ -8,10 +8,10 @@ import pytest
 from fixtures import TinyNet, leftovers, list_config, read_json
 
 from paddle_fcn.config import load_config
-from paddle_fcn.engine.checkpoint import (CheckpointError, atomic_save, atomic_write_text,
-                                          find_latest, load_checkpoint, save_best_model,
-                                          save_checkpoint)
+from paddle_fcn.engine.checkpoint import (CheckpointError, find_latest, load_checkpoint,
+                                          save_best_model, save_checkpoint)
 from paddle_fcn.engine.optim import IterLR
+from paddle_fcn.fileio import atomic_save, atomic_write_text
 from paddle_fcn.engine.trainer import train
 
 

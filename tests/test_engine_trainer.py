@@ -1,4 +1,4 @@
-"""engine/trainer.py on a `type: Dataset` list of padded-size images: a non-255
+"""engine/trainer.py on a `type: ListDataset` list of padded-size images: a non-255
 ignore_index, resume keeping a later best model, the logged LR, a NaN mIoU."""
 import json
 import math
@@ -13,7 +13,8 @@ from paddle_fcn.config import load_config
 from paddle_fcn.data import build_dataset
 from paddle_fcn.engine.evaluate import evaluate
 from paddle_fcn.engine.optim import IterLR
-from paddle_fcn.engine.trainer import build_model_from_config, train
+from paddle_fcn.engine.trainer import train
+from paddle_fcn.models.loading import build_configured_model
 
 
 # ignore_index other than 255: training pads with it, evaluation ignores it
@@ -21,7 +22,7 @@ def test_ignore_index_other_than_255_is_honoured(tmp_path, list_root):
     cfg = load_config(list_config(tmp_path, list_root, tmp_path / "run", iters=2, save=2,
                                   train="train7.txt", val="val7.txt", ignore=SEVEN))
     summary = train(cfg, progress=False)  # padding with 255 made Paddle's kernel raise
-    model = build_model_from_config(cfg, 3)
+    model = build_configured_model(cfg.model, 3)[0]
     model.set_state_dict(paddle.load(str(tmp_path / "run" / "best_model" / "model.pdparams")))
     val = build_dataset(cfg.val_dataset, model.normalization, 3)
     result = evaluate(model, val, 3, ignore_index=SEVEN, progress=False)

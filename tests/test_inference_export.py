@@ -16,7 +16,7 @@ import pytest
 from fixtures import SCORED_CLASSES as NUM_CLASSES
 from fixtures import eager_output, scored_model
 
-from paddle_fcn.engine.infer import predict_probs
+from paddle_fcn.inference.tta import predict_probs
 from paddle_fcn.inference.export import ONNX_HINT, ExportError, export_model, read_deploy_info
 from paddle_fcn.inference.predictor import Predictor
 from paddle_fcn.models import build_model

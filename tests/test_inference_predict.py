@@ -16,8 +16,8 @@ from fixtures import SCORED_CLASSES as NUM_CLASSES
 
 from paddle_fcn.data.io import read_image, read_label, write_image
 from paddle_fcn.data.palette import colorize
-from paddle_fcn.engine.infer import predict_probs
-from paddle_fcn.inference.cli import export_main, predict_main
+from paddle_fcn.inference.tta import predict_probs
+from paddle_fcn.cli.deploy import export_main, predict_main
 from paddle_fcn.inference.export import export_model, read_deploy_info
 from paddle_fcn.inference.predict import PredictError, collect_images
 

@@ -7,9 +7,9 @@ Commands: ``train``, ``eval``, ``predict``, ``export``, ``check_data``, ``labelm
 import importlib
 import sys
 
-from paddle_fcn.cli.common import load_experiment
+from paddle_fcn.cli.common import CHECKS, load_experiment
 
-__all__ = ["main", "COMMANDS", "load_experiment"]
+__all__ = ["main", "COMMANDS", "load_experiment", "CHECKS"]
 
 
 # command -> (module, function); imported when run, so `--help` of one does not load all

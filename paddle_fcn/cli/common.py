@@ -10,14 +10,13 @@ import json
 import os
 import sys
 
-from paddle_fcn.config import CHOICES, Checks, TestConfig, load_config
+from paddle_fcn.config import Checks, TestConfig, load_config
 from paddle_fcn.data import config_problems as dataset_problems
 from paddle_fcn.errors import USER_ERRORS, ConfigError
 from paddle_fcn.models.loading import config_problems as model_problems
 
 __all__ = ["CHECKS", "load_experiment", "load_from_args", "add_test_config_args",
-           "test_config_opts", "test_config_from_flags", "fail", "os_failure", "USER_ERRORS",
-           "CHOICES"]
+           "test_config_opts", "test_config_from_flags", "fail", "os_failure", "USER_ERRORS"]
 
 # The section owners' checks: model type and options (models), dataset types, modes,
 # options and transforms (data).

@@ -104,7 +104,7 @@ assert cv2.getNumThreads() > 1
 cfg = load_config({config!r}, ["train_dataset.dataset_root={data}", "num_workers=2",
                                "val_dataset.dataset_root={data}", "model.pretrained=null"])
 ds = build_dataset(cfg.train_dataset, None, 21)
-batches = iter(trainingtraining_loader(cfg, ds, 0, 0, 1))  # the trainer's loader, as the recipe has it
+batches = iter(training_loader(cfg, ds, 0, 0, 1))  # the trainer's loader, as the recipe has it
 images, labels = next(batches)
 assert images.shape == (cfg.batch_size, 3, 320, 320), images.shape
 batches.close()

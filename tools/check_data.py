@@ -6,14 +6,11 @@ masks, out-of-range labels, size mismatches, num_classes disagreements.
 Exit code 0 when every checked split is clean, 1 otherwise (the report says what to fix).
 """
 import argparse
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import paddle_fcn  # noqa: E402,F401  (CPU runtime settings before paddle loads)
-from paddle_fcn.config import load_config  # noqa: E402
-from paddle_fcn.data import DataError, build_dataset, check_dataset  # noqa: E402
+import paddle_fcn  # noqa: F401  (CPU runtime settings before paddle loads)
+from paddle_fcn.config import load_config
+from paddle_fcn.data import DataError, build_dataset, check_dataset
 
 
 def parse_args(argv=None):

@@ -11,10 +11,8 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from paddle_fcn.data.context import convert_context_mat  # noqa: E402
-from paddle_fcn.data.io import DataError  # noqa: E402
+from paddle_fcn.data.context import convert_context_mat
+from paddle_fcn.data.io import DataError
 
 
 def main(argv=None):

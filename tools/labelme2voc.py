@@ -6,13 +6,10 @@ train/val split) that ``type: PascalVOC`` (``dataset_root`` = the output folder)
 Exit code 0 on success, 2 when a file is bad (the message names it); nothing is written then.
 """
 import argparse
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from paddle_fcn.data.io import DataError  # noqa: E402
-from paddle_fcn.data.labelme import convert_labelme  # noqa: E402
+from paddle_fcn.data.io import DataError
+from paddle_fcn.data.labelme import convert_labelme
 
 
 def main(argv=None):

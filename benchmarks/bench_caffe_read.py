@@ -14,9 +14,7 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import paddle_fcn  # noqa: E402,F401  (CPU runtime settings before paddle loads)
+import paddle_fcn  # noqa: F401  (CPU runtime settings before paddle loads)
 
 # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over exec from the forked parent.
 _READ = """

@@ -5,7 +5,7 @@
 Random weights (nothing is downloaded; speed does not depend on the values). For each backend:
 median / min / max latency of one batch, images/s, achieved GFLOP/s and the percentage of this
 machine's FP32 peak. The network's FLOP are counted from its layers (conv and transposed-conv
-multiply-accumulates x 2, see ``paddle_fcn.inference.flops``); the peak is derived from
+multiply-accumulates x 2, see ``flops.py`` here); the peak is derived from
 /proc/cpuinfo and /sys and checked against a measured FMA loop, and the derivation is printed.
 The predictor's output is compared with the eager model's (max abs difference); a mismatch
 beyond float rounding makes the script exit 1.
@@ -17,15 +17,14 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import paddle_fcn  # first: CPU thread settings before paddle
+import numpy as np
+import paddle
 
-import paddle_fcn  # noqa: E402  (CPU thread settings before paddle)
-import numpy as np  # noqa: E402
-import paddle  # noqa: E402
+from paddle_fcn.inference.export import export_model
+from paddle_fcn.inference.predictor import Predictor
 
-from paddle_fcn.inference.export import export_model  # noqa: E402
-from paddle_fcn.inference.flops import COUNTED, count_flops, cpu_peak  # noqa: E402
-from paddle_fcn.inference.predictor import Predictor  # noqa: E402
+from flops import COUNTED, count_flops, cpu_peak  # benchmarks/flops.py (the script's folder)
 
 
 def _parse(argv):
@@ -59,7 +58,8 @@ def _options(opts):
 
 
 def _randomise_zero_weights(model):
-    """Score layers start at zero (SPEC §5); random values make the parity check meaningful."""
+    """Score layers start at zero (docs/design.md#initialisation); random values make the
+    parity check meaningful."""
     rng = np.random.default_rng(1)
     for _, param in model.named_parameters():
         if param.ndim == 4 and not np.any(param.numpy()):

@@ -21,21 +21,19 @@ import argparse
 import functools
 import os
 import platform
-import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+import paddle_fcn  # noqa: F401  (first: CPU thread settings)
+import paddle
 
-import paddle_fcn  # noqa: E402,F401  (first: CPU thread settings)
-import paddle  # noqa: E402
+from paddle_fcn.cli import load_experiment
+from paddle_fcn.data import build_dataset, collate_fn, generate_synthetic_voc
+from paddle_fcn.engine.sampler import SeededDataset, StreamBatchSampler
+from paddle_fcn.engine.batches import training_loader
+from paddle_fcn.engine.trainer import train
 
-from paddle_fcn.cli import load_experiment  # noqa: E402
-from paddle_fcn.data import build_dataset, collate_fn, generate_synthetic_voc  # noqa: E402
-from paddle_fcn.engine.sampler import SeededDataset, StreamBatchSampler  # noqa: E402
-from paddle_fcn.engine.batches import training_loader  # noqa: E402
-from paddle_fcn.engine.trainer import train  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
 
 
 def _rate(batches, count, batch_size):

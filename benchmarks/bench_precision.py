@@ -27,20 +27,19 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+import paddle_fcn  # first: CPU thread settings before paddle
+import numpy as np
+import paddle
 
-import paddle_fcn  # noqa: E402  (CPU thread settings before paddle)
-import numpy as np  # noqa: E402
-import paddle  # noqa: E402
-
-from paddle_fcn.cli import load_experiment  # noqa: E402
-from paddle_fcn.cli.evaluate import run_eval  # noqa: E402
-from paddle_fcn.inference.export import export_model  # noqa: E402
-from paddle_fcn.inference.precision import (BF16_FLAGS, PRECISIONS, PrecisionError,  # noqa: E402
+from paddle_fcn.cli import load_experiment
+from paddle_fcn.cli.evaluate import run_eval
+from paddle_fcn.inference.export import export_model
+from paddle_fcn.inference.precision import (BF16_FLAGS, PRECISIONS, PrecisionError,
                                             cpu_flags)
-from paddle_fcn.inference.predictor import Predictor  # noqa: E402
-from paddle_fcn.inference.segmenter import load_scorer  # noqa: E402
+from paddle_fcn.inference.predictor import Predictor
+from paddle_fcn.inference.segmenter import load_scorer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
 
 GOALS = {"bf16": (2.0, 0.3), "int8": (3.0, 1.0)}  # speed-up over fp32, mIoU points
 

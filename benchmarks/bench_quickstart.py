@@ -12,18 +12,16 @@ trains into a fresh temporary directory (the synthetic data set is reused from
 import argparse
 import os
 import platform
-import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+import paddle_fcn  # noqa: F401  (first: CPU thread settings)
 
-import paddle_fcn  # noqa: E402  (first: CPU thread settings)
+from paddle_fcn.cli import load_experiment
+from paddle_fcn.data import build_dataset
+from paddle_fcn.engine.trainer import train
 
-from paddle_fcn.cli import load_experiment  # noqa: E402
-from paddle_fcn.data import build_dataset  # noqa: E402
-from paddle_fcn.engine.trainer import train  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
 
 GOAL_MIOU, GOAL_SECONDS = 0.90, 600.0
 

@@ -1,13 +1,9 @@
 """Shared pytest setup: paddle_fcn is imported first so its CPU thread settings apply."""
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import paddle_fcn  # noqa: E402,F401  (sets OMP/MKL env before paddle loads)
-import numpy as np  # noqa: E402
-import paddle  # noqa: E402
-import pytest  # noqa: E402
+import paddle_fcn  # noqa: F401  (sets OMP/MKL env before paddle loads)
+import numpy as np
+import paddle
+import pytest
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,7 @@
 
 Everything here is seeded; nothing is downloaded.
 """
+import importlib.util
 import json
 import os
 
@@ -14,6 +15,16 @@ from paddle_fcn.models import build_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(REPO, "configs")
+
+
+def load_benchmark(name):
+    """``benchmarks/<name>.py`` as a module, whatever the working directory (``benchmarks/``
+    is a folder of scripts, not a package)."""
+    path = os.path.join(REPO, "benchmarks", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"benchmarks.{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 # --- datasets in a reference layout (NYUDv2, SIFT Flow) -------------------------------------

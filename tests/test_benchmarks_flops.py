@@ -1,9 +1,12 @@
-"""FLOP counting and the CPU's FP32 peak (``paddle_fcn.inference.flops``)."""
+"""FLOP counting and the CPU's FP32 peak (``benchmarks/flops.py``)."""
 import paddle.nn as nn
 import pytest
+from fixtures import load_benchmark
 
-from paddle_fcn.inference.flops import count_flops, fma_flop_per_cycle
 from paddle_fcn.upsample import BilinearUpsample
+
+flops = load_benchmark("flops")
+count_flops, fma_flop_per_cycle = flops.count_flops, flops.fma_flop_per_cycle
 
 
 def test_count_flops_known_layers():

@@ -1,4 +1,5 @@
-"""Staged training (SPEC §8): FCN-16s from a trained FCN-32s, FCN-8s from an FCN-16s.
+"""Staged training (docs/design.md#staged-training): FCN-16s from a trained FCN-32s, FCN-8s
+from an FCN-16s.
 
 What holds exactly at the moment of transfer: the trunk and the coarse scores are the
 source's, and the new skip adds zero, so the target's output is its own upsampling chain

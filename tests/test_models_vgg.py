@@ -1,6 +1,7 @@
-"""VGG16 trunk, FC -> conv conversion (SPEC §1), the FCN head in both geometries (SPEC §2-5)
-and the ImageNet import. VGG16 is heavy (134 M parameters): one trunk per geometry is built
-once and shared by the three heads; inputs are tiny."""
+"""VGG16 trunk, FC -> conv conversion (docs/design.md#fully-connected-layers-as-convolutions),
+the FCN head in both geometries (docs/design.md#the-fcn-heads) and the ImageNet import.
+VGG16 is heavy (134 M parameters): one trunk per geometry is built once and shared by the
+three heads; inputs are tiny."""
 import math
 from fractions import Fraction
 

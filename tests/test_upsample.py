@@ -1,5 +1,6 @@
-"""Upsampling (SPEC §6-7): bilinear kernel, size formula, transposed-conv upsampler vs OpenCV
-(half-pixel) and vs np.interp (sample-aligned), parameter-free bilinear resize, max unpooling."""
+"""Upsampling (docs/design.md#upsampling-methods): bilinear kernel, size formula,
+transposed-conv upsampler vs OpenCV (half-pixel) and vs np.interp (sample-aligned),
+parameter-free bilinear resize, max unpooling."""
 import itertools
 from fractions import Fraction
 

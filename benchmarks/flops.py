@@ -1,4 +1,4 @@
-"""Arithmetic of a network and the FP32 peak of this CPU, for ``benchmarks/bench_infer.py``.
+"""Arithmetic of a network and the FP32 peak of this CPU, for ``bench_infer.py`` (this folder).
 
 ``count_flops`` counts what dominates a segmentation net: the multiply-accumulates of every
 ``Conv2D``, ``Conv2DTranspose`` and ``Linear`` layer and of every frozen ``BilinearUpsample``

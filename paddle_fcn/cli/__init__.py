@@ -37,7 +37,9 @@ def main(argv=None, command=None):
         print(__doc__.strip() + "\n\n" + usage)
         return 0 if argv else 2
     module, name = COMMANDS[argv[0]]
+    command = command or ["paddle-fcn", argv[0]]
+    sys.argv[0] = " ".join(command)  # argparse's usage line names the command as typed
     function = getattr(importlib.import_module(f"paddle_fcn.cli.{module}"), name)
     if argv[0] == "train":
-        return function(argv[1:], command=command or ["paddle-fcn", "train"])
+        return function(argv[1:], command=command)
     return function(argv[1:])

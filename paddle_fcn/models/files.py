@@ -9,6 +9,7 @@ into a model is ``models/load.py``; which loader a file needs is ``models/weight
 import os
 
 import numpy as np
+import paddle
 
 __all__ = ["WeightsError", "TORCH_SUFFIXES", "PADDLE_SUFFIXES", "read_state_file", "to_numpy",
            "from_torchvision"]
@@ -44,8 +45,6 @@ def read_state_file(path):
 
 
 def _read_paddle(path):
-    import paddle  # here: the other readers of this module need no Paddle
-
     try:
         return paddle.load(path, return_numpy=True)
     except Exception as e:  # paddle raises ValueError/EOFError/pickle errors for bad files

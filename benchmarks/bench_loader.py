@@ -7,7 +7,7 @@ On VOC-size data (``preset: voc``: 500 x 375 and 375 x 500 JPEGs, 21 classes) pr
 worker count:
 
 1. samples per second the config's own transforms deliver through the training loader
-   (``engine.trainer._loader``: ``WorkerLoader``), and through ``paddle.io.DataLoader`` with
+   (``engine.batches.training_loader``: ``WorkerLoader``), and through ``paddle.io.DataLoader`` with
    the same dataset, sampler and collate as the peer, with nothing else running;
 2. seconds per training iteration of the config (its batch, accumulation and transforms; no
    ImageNet weights, no evaluation), timed from the second iteration on (``(t(1 + n) -
@@ -31,10 +31,11 @@ sys.path.insert(0, ROOT)
 import paddle_fcn  # noqa: E402,F401  (first: CPU thread settings)
 import paddle  # noqa: E402
 
-from paddle_fcn.config import load_config  # noqa: E402
+from paddle_fcn.cli import load_experiment  # noqa: E402
 from paddle_fcn.data import build_dataset, collate_fn, generate_synthetic_voc  # noqa: E402
 from paddle_fcn.engine.sampler import SeededDataset, StreamBatchSampler  # noqa: E402
-from paddle_fcn.engine.trainer import _loader, train  # noqa: E402
+from paddle_fcn.engine.batches import training_loader  # noqa: E402
+from paddle_fcn.engine.trainer import train  # noqa: E402
 
 
 def _rate(batches, count, batch_size):
@@ -47,7 +48,7 @@ def _rate(batches, count, batch_size):
 def loader_rates(cfg, workers, count):
     """Samples/s of the training loader and of ``paddle.io.DataLoader`` (same data)."""
     ds = build_dataset(cfg.train_dataset, None, cfg.model.num_classes)
-    ours = _rate(_loader(cfg, ds, 0, 0, 1), count, cfg.batch_size)
+    ours = _rate(training_loader(cfg, ds, 0, 0, 1), count, cfg.batch_size)
     sampler = StreamBatchSampler(len(ds), cfg.batch_size, count, seed=cfg.seed)
     peer = paddle.io.DataLoader(SeededDataset(ds), batch_sampler=sampler, num_workers=workers,
                                 collate_fn=functools.partial(collate_fn,
@@ -58,7 +59,7 @@ def loader_rates(cfg, workers, count):
 def step_seconds(config, opts, workers, iters, out):
     """Seconds per training iteration after the first (see the module docstring)."""
     def run(n):
-        cfg = load_config(config, opts + [f"num_workers={workers}", f"iters={n}",
+        cfg = load_experiment(config, opts + [f"num_workers={workers}", f"iters={n}",
                                           f"save_dir={out}/w{workers}_{n}", "do_eval=false",
                                           "use_vdl=false", f"save_interval={n}"])
         return train(cfg, progress=False, check_data=False).seconds, cfg

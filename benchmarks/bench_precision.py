@@ -11,7 +11,7 @@ requirement): PyTorch eager fp32 and ``torch.autocast("cpu", torch.bfloat16)`` o
 layer stack (VGG16, fc6 7 x 7 / fc7 1 x 1 convs, score layers, transposed-conv upsamplers).
 Accuracy: the quickstart model (``configs/quickstart.yml``: trained here unless
 ``--model_path``) exported at each precision and evaluated on the synthetic val split through
-``tools/eval.py --precision``'s path (``segmenter.load_scorer`` + ``evaluate.run_eval``),
+``tools/eval.py --precision``'s path (``segmenter.load_scorer`` + ``cli.evaluate.run_eval``),
 next to the eager fp32 model, and "int8 simulated": Paddle's PTQ calibrated on
 ``--calib_images`` training images, run eagerly with int8 quantize-dequantize (the accuracy
 int8 costs where no int8 kernels run). A precision this machine cannot run prints the reason.
@@ -34,8 +34,8 @@ import paddle_fcn  # noqa: E402  (CPU thread settings before paddle)
 import numpy as np  # noqa: E402
 import paddle  # noqa: E402
 
-from paddle_fcn.config import load_config  # noqa: E402
-from paddle_fcn.engine.evaluate import run_eval  # noqa: E402
+from paddle_fcn.cli import load_experiment  # noqa: E402
+from paddle_fcn.cli.evaluate import run_eval  # noqa: E402
 from paddle_fcn.inference.export import export_model  # noqa: E402
 from paddle_fcn.inference.precision import (BF16_FLAGS, PRECISIONS, PrecisionError,  # noqa: E402
                                             cpu_flags)
@@ -170,7 +170,7 @@ def accuracy(args):
     """``{row name: mIoU or reason}`` of the quickstart model, eager and per precision."""
     os.chdir(ROOT)  # the config's data path is relative to the repository
     with tempfile.TemporaryDirectory(prefix="bench-precision-run-") as out:
-        cfg = load_config(args.config, list(args.opts) + [f"save_dir={out}", "use_vdl=false",
+        cfg = load_experiment(args.config, list(args.opts) + [f"save_dir={out}", "use_vdl=false",
                                                           "device=cpu"])
         ckpt = args.model_path
         if ckpt is None:
@@ -196,10 +196,10 @@ def accuracy(args):
 def _simulated_int8(cfg, ckpt, count):
     """The quickstart model through Paddle's PTQ, eager int8 quantize-dequantize
     (``precision.simulate_int8``): the accuracy int8 costs; no int8 kernels, no speed-up."""
-    from paddle_fcn.engine.evaluate import load_trained_model
+    from paddle_fcn.models.loading import load_trained_model
     from paddle_fcn.inference.precision import calibration_images, simulate_int8
 
-    model = load_trained_model(cfg, ckpt)
+    model, _ = load_trained_model(cfg.model, cfg.model.num_classes, ckpt)
     return simulate_int8(model, calibration_images(cfg, model.normalization, count))
 
 

@@ -21,7 +21,7 @@ sys.path.insert(0, ROOT)
 
 import paddle_fcn  # noqa: E402  (first: CPU thread settings)
 
-from paddle_fcn.config import load_config  # noqa: E402
+from paddle_fcn.cli import load_experiment  # noqa: E402
 from paddle_fcn.data import build_dataset  # noqa: E402
 from paddle_fcn.engine.trainer import train  # noqa: E402
 
@@ -35,7 +35,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     os.chdir(ROOT)  # the config's data path is relative to the repository
     with tempfile.TemporaryDirectory() as out:
-        cfg = load_config(args.config, list(args.opts) + [f"save_dir={out}", "use_vdl=false"])
+        cfg = load_experiment(args.config, list(args.opts) + [f"save_dir={out}", "use_vdl=false"])
         start = time.time()
         build_dataset(cfg.train_dataset)  # generate the data set now, outside the timing
         prep = time.time() - start

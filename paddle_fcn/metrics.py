@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from paddle_fcn.errors import check_num_classes
+
 __all__ = ["confusion_matrix", "ConfusionMatrix", "SegMetrics", "compute_metrics"]
 
 
@@ -52,9 +54,7 @@ def confusion_matrix(pred, label, num_classes, ignore_index=255):
             ``ignore_index`` / a prediction lies outside ``[0, C)`` (the offending values are
             listed; nothing is silently dropped).
     """
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) \
-            or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    check_num_classes(num_classes)
     pred = _as_index_array(pred, "pred")
     label = _as_index_array(label, "label")
     if pred.shape != label.shape:
@@ -186,10 +186,7 @@ class ConfusionMatrix:
     """Accumulates one int64 ``[C, C]`` confusion matrix over a split (rows ground truth)."""
 
     def __init__(self, num_classes, ignore_index=255):
-        if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) \
-                or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-        self.num_classes = int(num_classes)
+        self.num_classes = check_num_classes(num_classes)
         self.ignore_index = ignore_index
         self.matrix = np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
 

@@ -3,10 +3,11 @@
 Paddle's CPU kernels use OpenMP and its bundled MKL. Two settings decide their speed and are
 read only once, when the shared libraries load:
 
-* ``OMP_NUM_THREADS``: Paddle defaults to one thread. Measured here (FCN-8s VGG16, 320x320,
-  batch 1, eager, 2-core AMD EPYC): 5.6 s with one thread, 3.0 s with two.
+* ``OMP_NUM_THREADS``: Paddle defaults to one thread.
 * ``MKL_DEBUG_CPU_TYPE=5``: the bundled MKL takes a slow generic path on AMD CPUs unless told
-  to use its AVX2 kernels; with both settings the same forward pass takes 1.3 s.
+  to use its AVX2 kernels.
+
+What each is worth, measured: docs/performance.md#cpu-threads-and-mkl.
 
 ``configure()`` sets both with ``os.environ.setdefault`` (a user's explicit value wins) and is
 called by ``paddle_fcn/__init__.py`` before anything imports paddle. If paddle was imported
@@ -78,7 +79,7 @@ def configure():
         configure._warned = True
         warnings.warn(
             "paddle was imported before paddle_fcn; OMP_NUM_THREADS/MKL_DEBUG_CPU_TYPE could not "
-            "take effect and CPU runs may be 2-4x slower. Import paddle_fcn first.",
+            "take effect and CPU runs may be several times slower. Import paddle_fcn first.",
             RuntimeWarning,
             stacklevel=3,
         )
@@ -120,8 +121,7 @@ def retain_freed_memory(environ=None):
     Paddle's CPU allocator takes each tensor from ``malloc`` and frees it after use. glibc
     serves large blocks (a 64-channel 512 x 512 feature map is 67 MB) with ``mmap`` and returns
     them with ``munmap``, so every inference pass writes into freshly mapped, zero-filled
-    pages: measured for FCN-8s VGG16 at 512 x 512, ~54 000 page faults (~210 MB) per pass and
-    0.54 s; with this setting 0 faults after the second pass and 0.49 s. Set here:
+    pages (the faults and time measured: docs/performance.md#glibc-malloc-setting). Set here:
     ``M_MMAP_MAX = 0`` (no mmap'd blocks: everything comes from the heap) and
     ``M_TRIM_THRESHOLD`` = 2 GB (freed memory at the heap top is kept). The cost is that the
     process's resident memory stays at its high-water mark rather than falling between passes.

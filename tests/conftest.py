@@ -16,3 +16,11 @@ def _seed():
     np.random.seed(0)
     paddle.seed(0)
     yield
+
+
+@pytest.fixture(scope="module")
+def list_root(tmp_path_factory):
+    """A `type: ListDataset` root with the splits of ``fixtures.make_list_data``."""
+    from fixtures import make_list_data
+
+    return make_list_data(str(tmp_path_factory.mktemp("listdata")))

@@ -1,6 +1,6 @@
 """Reference-net files written by the tests: a small caffe-geometry VGG FCN's random weights
 as the authors' Caffe layers (V1 / V2 .caffemodel) or pytorch-fcn keys. Used by
-test_reference_weights.py and test_reference_preprocessing.py."""
+test_models_reference.py and test_models_origin.py."""
 import importlib.util
 
 import numpy as np

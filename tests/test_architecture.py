@@ -73,7 +73,7 @@ def _group(module):
     """The layer group of a module (``paddle_fcn`` itself, the package's front door, is
     ``cli``'s); ``None`` for a module no layer claims."""
     parts = module.split(".")
-    if len(parts) == 1:
+    if len(parts) == 1 or parts[1] == "__main__":  # the front doors: import paddle_fcn, -m
         return "cli"
     if parts[1] in RANKS and parts[1] != "core":
         return parts[1]
@@ -142,36 +142,11 @@ def test_every_module_has_a_layer():
     assert [m for m in MODULES if _group(m) is None] == []
 
 
-@pytest.mark.xfail(strict=False, reason="issue 12, not yet removed: the cycle of "
-                   "paddle_fcn.inference.{export, precision, predictor}: export -> precision, "
-                   "export -> predictor (lazy), precision -> predictor (lazy), "
-                   "predictor -> export, predictor -> precision")
 def test_no_import_cycles():
     assert _cycles() == []
 
 
-# Edges the other parts of issue 12 remove (inference, config): each mark goes with its edges.
-_PENDING = {
-    "config": ["paddle_fcn.config.validate -> paddle_fcn.data.transforms",
-               "paddle_fcn.config.validate -> paddle_fcn.models"],
-    "inference": ["paddle_fcn.inference.cli -> paddle_fcn.cli",
-                  "paddle_fcn.inference.cli -> paddle_fcn.engine.evaluate",
-                  "paddle_fcn.inference.export -> paddle_fcn.engine.checkpoint",
-                  "paddle_fcn.inference.segmenter -> paddle_fcn.engine.env",
-                  "paddle_fcn.inference.segmenter -> paddle_fcn.engine.evaluate",
-                  "paddle_fcn.inference.segmenter -> paddle_fcn.engine.infer"],
-}
-
-
-def _pending(group):
-    edges = _PENDING.get(group)
-    if not edges:
-        return group
-    return pytest.param(group, marks=pytest.mark.xfail(
-        strict=False, reason="issue 12, not yet removed: " + "; ".join(edges)))
-
-
-@pytest.mark.parametrize("group", [_pending(g) for g in RANKS])
+@pytest.mark.parametrize("group", list(RANKS))
 def test_layers_point_down(group):
     """No module of ``group`` imports a layer above it or a sibling of its rank (core: nothing
     but core; models, data, config: not each other; inference: not engine nor cli; engine:

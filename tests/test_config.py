@@ -1,7 +1,9 @@
 """Tests for paddle_fcn.config: typed YAML, --opts, validation messages, save/load round trip.
 
-The model-option tests use ``paddle_fcn.models.model_options`` for real (the VGG builders'
-documented options: pretrained, learnable_upsample, geometry, dropout; U-Net: no pretrained).
+Configs load as the commands load them (``cli.load_experiment``: with the models' and data
+sets' own checks), so the model-option tests use ``paddle_fcn.models.model_options`` for real
+(the VGG builders' documented options: pretrained, learnable_upsample, geometry, dropout;
+U-Net: no pretrained).
 """
 import os
 import textwrap
@@ -10,8 +12,9 @@ import pytest
 
 from paddle_fcn.config import (
     Config, ConfigError, DatasetConfig, LRSchedulerConfig, ModelConfig, OptimizerConfig,
-    TestConfig, apply_opts, config_to_dict, load_config, resolve_num_classes, save_config,
+    TestConfig, apply_opts, config_to_dict, resolve_num_classes, save_config,
 )
+from paddle_fcn.cli import load_experiment
 
 FULL = """
 model:
@@ -61,12 +64,12 @@ def _write(tmp_path, text, name="exp.yml"):
 
 def _error(tmp_path, text, opts=()):
     with pytest.raises(ConfigError) as info:
-        load_config(_write(tmp_path, text), opts)
+        load_experiment(_write(tmp_path, text), opts)
     return str(info.value)
 
 
 def test_full_yaml_loads_typed_values(tmp_path):
-    cfg = load_config(_write(tmp_path, FULL))
+    cfg = load_experiment(_write(tmp_path, FULL))
     assert cfg.model == ModelConfig(
         type="fcn8s_vgg16", num_classes=5, pretrained="weights/vgg16_imagenet.pdparams",
         options={"geometry": "caffe", "learnable_upsample": True, "dropout": 0.0})
@@ -86,7 +89,7 @@ def test_full_yaml_loads_typed_values(tmp_path):
 
 
 def test_defaults(tmp_path):
-    cfg = load_config(_write(tmp_path, MINIMAL))
+    cfg = load_experiment(_write(tmp_path, MINIMAL))
     assert cfg.model.num_classes == 21  # from train_dataset.num_classes
     assert cfg.optimizer == OptimizerConfig() and cfg.lr_scheduler == LRSchedulerConfig()
     assert cfg.test_config == TestConfig() and cfg.val_dataset is None
@@ -100,7 +103,7 @@ def test_defaults(tmp_path):
 def test_unknown_keys_suggest_the_closest(tmp_path):
     path = _write(tmp_path, MINIMAL + "optimzer: {momentum: 0.8}\n")
     with pytest.raises(ConfigError) as info:
-        load_config(path)
+        load_experiment(path)
     assert str(info.value) == \
         f"{path}: unknown key 'optimzer' at top level; did you mean 'optimizer'?"
     msg = _error(tmp_path, MINIMAL + "optimizer: {momentun: 0.8}\n")
@@ -114,7 +117,7 @@ def test_unknown_keys_suggest_the_closest(tmp_path):
 def test_wrong_types_name_file_key_and_value(tmp_path):
     path = _write(tmp_path, MINIMAL + "lr_scheduler: {learning_rate: abc}\n")
     with pytest.raises(ConfigError) as info:
-        load_config(path)
+        load_experiment(path)
     assert str(info.value) == f"{path}: lr_scheduler.learning_rate: expected float, got str 'abc'"
     assert "batch_size: expected int, got bool True" in \
         _error(tmp_path, MINIMAL + "batch_size: true")
@@ -137,7 +140,7 @@ def test_enumerations_and_ranges(tmp_path):
     assert "loss.reduction" in _error(tmp_path, MINIMAL + "loss: {reduction: avg}")
     assert "export.output_op" in _error(tmp_path, MINIMAL + "export: {output_op: argmx}")
     msg = _error(tmp_path, MINIMAL.replace("PascalVOC", "PascalVoc"))
-    assert "train_dataset.type: expected one of SyntheticVOC, PascalVOC, Dataset" in msg
+    assert "train_dataset.type: expected one of SyntheticVOC, PascalVOC, ListDataset" in msg
     msg = _error(tmp_path, MINIMAL, ["train_dataset.type=SyntheticVOC", "train_dataset.mode=aug"])
     assert msg.startswith("--opts: train_dataset.mode: expected one of train, val")
     msg = _error(tmp_path, MINIMAL,
@@ -146,7 +149,7 @@ def test_enumerations_and_ranges(tmp_path):
     msg = _error(tmp_path, MINIMAL, ["train_dataset.type=SyntheticVOC",
                                      "train_dataset.synthetic.preset=photo"])
     assert "train_dataset.synthetic.preset: expected one of shapes, voc" in msg
-    assert "train_dataset.file_list" in _error(tmp_path, MINIMAL, ["train_dataset.type=Dataset"])
+    assert "train_dataset.file_list" in _error(tmp_path, MINIMAL, ["train_dataset.type=ListDataset"])
     assert "test_config.is_slide" in _error(tmp_path, MINIMAL + "test_config: {is_slide: true}")
     msg = _error(tmp_path, MINIMAL + "test_config: {is_slide: true, crop_size: [32, 32], "
                  "stride: [48, 16]}")
@@ -170,11 +173,11 @@ def test_file_level_errors(tmp_path):
     assert "duplicate key 'iters'" in _error(tmp_path, MINIMAL + "iters: 5\niters: 6\n")
     assert "expected a mapping" in _error(tmp_path, "")
     with pytest.raises(ConfigError, match="cannot read config"):
-        load_config(str(tmp_path / "missing.yml"))
+        load_experiment(str(tmp_path / "missing.yml"))
 
 
 def test_opts_override_and_derive_after(tmp_path):
-    cfg = load_config(_write(tmp_path, MINIMAL), [
+    cfg = load_experiment(_write(tmp_path, MINIMAL), [
         "train_dataset.dataset_root=/data/VOCdevkit/VOC2012", "lr_scheduler.learning_rate=3e-2",
         "model.geometry=caffe", "save_interval=100", "val_dataset={type: PascalVOC, "
         "dataset_root: /v, mode: val}", "test_config.crop_size=[64, 32]"])
@@ -191,11 +194,11 @@ def test_opts_override_and_derive_after(tmp_path):
 
 
 def test_save_load_round_trip(tmp_path):
-    cfg = load_config(_write(tmp_path, FULL), ["model.geometry=aligned", "iters=300"])
+    cfg = load_experiment(_write(tmp_path, FULL), ["model.geometry=aligned", "iters=300"])
     out = tmp_path / "run" / "config.yml"
     save_config(cfg, str(out))
     assert os.listdir(out.parent) == ["config.yml"]  # temp file replaced, none left behind
-    again = load_config(str(out))
+    again = load_experiment(str(out))
     assert again == cfg and isinstance(again, Config)
     assert config_to_dict(again)["model"]["geometry"] == "aligned"  # options back under model:
     assert "options" not in config_to_dict(again)["model"]
@@ -221,7 +224,7 @@ def test_transform_validation(tmp_path):
     assert "train_dataset.transforms[1].crop_sise: unknown argument for RandomCrop" in msg
     assert "did you mean 'crop_size'?" in msg
     msg = _error(tmp_path, FULL.replace("RandomHorizontalFlip", "RandomFlip"))
-    assert "train_dataset.transforms[0].type: unknown transform 'RandomFlip'" in msg
+    assert "train_dataset.transforms[0].type: unknown transform type 'RandomFlip'" in msg
     msg = _error(tmp_path, FULL.replace("{type: RandomCrop, crop_size: [48, 48]}",
                                         "{type: RandomCrop}"))
     assert "train_dataset.transforms[1]: RandomCrop needs crop_size" in msg
@@ -252,7 +255,7 @@ def test_num_classes_resolution(tmp_path):
     assert "loss.class_weights: has 2 weights for num_classes = 21" in \
         _error(tmp_path, MINIMAL + "loss: {class_weights: [1, 2]}")
 
-    cfg = load_config(_write(tmp_path, MINIMAL), ["train_dataset.num_classes=null"])
+    cfg = load_experiment(_write(tmp_path, MINIMAL), ["train_dataset.num_classes=null"])
     assert cfg.model.num_classes is None  # the engine fills it from the dataset
     with pytest.raises(ConfigError, match="set model.num_classes"):
         resolve_num_classes(cfg, None)

@@ -183,16 +183,12 @@ val_dataset: {val}
 
 
 def test_check_data_tool_exit_codes(tmp_path, capsys):
-    import importlib.util
+    from paddle_fcn.cli.data import check_data_main
 
-    spec = importlib.util.spec_from_file_location(
-        "check_data_tool", os.path.join(REPO, "tools", "check_data.py"))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
     syn = (f"{{type: SyntheticVOC, dataset_root: {tmp_path / 'syn'}, num_classes: 6, "
            f"synthetic: {{num_train: 5, num_val: 2, min_size: 40, max_size: 48}}}}")
     clean = _config(tmp_path, syn, syn.replace("num_classes: 6", "mode: val, num_classes: 6"), 6)
-    assert tool.main(["--config", clean]) == 0
+    assert check_data_main(["--config", clean]) == 0
     assert "[val] Data check of split file" in capsys.readouterr().out
 
     img, lab = good_pair(0)
@@ -200,7 +196,7 @@ def test_check_data_tool_exit_codes(tmp_path, capsys):
     bad[0, 0] = 9
     dataset(tmp_path, clean_entries(1) + [("bad", img, palette(bad))])
     (tmp_path / "empty.txt").write_text("")
-    listed = f"{{type: Dataset, dataset_root: {tmp_path}, file_list: list.txt, num_classes: 3}}"
+    listed = f"{{type: ListDataset, dataset_root: {tmp_path}, file_list: list.txt, num_classes: 3}}"
     empty = listed.replace("list.txt", "empty.txt")
     cfg = _config(tmp_path, listed, empty, 3)
     proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "check_data.py"),

@@ -119,6 +119,9 @@ def test_list_dataset_relative_absolute_and_bad_lines(tmp_path):
         ListDataset(root, "empty.txt", num_classes=4)
     with pytest.raises(DataError, match="file list not found: missing.txt"):
         ListDataset(root, "missing.txt", num_classes=4)
+    with open(os.path.join(root, "labels.txt"), "w") as f:
+        f.write("sky\nroad\ncar\nsign\n")
+    assert ListDataset(root, "train.txt").class_names == ["sky", "road", "car", "sign"]
 
 
 def test_size_mismatch_in_getitem_names_both_files(tmp_path):
@@ -168,7 +171,7 @@ def test_build_dataset_types_and_errors(tmp_path):
     with pytest.raises(DataError, match="num_classes=21 but the model has num_classes=5"):
         build_dataset(cfg, None, 5)
     with pytest.raises(DataError, match="needs file_list"):
-        build_dataset(dict(cfg, type="Dataset"))
+        build_dataset(dict(cfg, type="ListDataset"))
 
 
 def test_seg11valid_reads_the_papers_736_ids_and_names_a_missing_image(tmp_path):

@@ -97,14 +97,14 @@ sys.path.insert(0, {root!r})
 import paddle_fcn, cv2, numpy as np
 from paddle_fcn.config import load_config
 from paddle_fcn.data import build_dataset
-from paddle_fcn.engine.trainer import _loader
+from paddle_fcn.engine.batches import training_loader
 # The parent runs a multi-threaded OpenCV call on a large image first (the data check does).
 cv2.resize(np.random.rand(1000, 1000).astype(np.float32), (2000, 2000))
 assert cv2.getNumThreads() > 1
 cfg = load_config({config!r}, ["train_dataset.dataset_root={data}", "num_workers=2",
                                "val_dataset.dataset_root={data}", "model.pretrained=null"])
 ds = build_dataset(cfg.train_dataset, None, 21)
-batches = iter(_loader(cfg, ds, 0, 0, 1))  # the trainer's loader, as the recipe has it
+batches = iter(training_loader(cfg, ds, 0, 0, 1))  # the trainer's loader, as the recipe has it
 images, labels = next(batches)
 assert images.shape == (cfg.batch_size, 3, 320, 320), images.shape
 batches.close()

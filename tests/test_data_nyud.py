@@ -1,20 +1,19 @@
 """NYUDv2: the reference layout (.mat or PNG labels, HHA as a second image folder) -> exact
-labels and the 6-channel RGB-HHA input; the late-fusion net sums two whole FCNs; its config
-trains."""
+labels and the 6-channel RGB-HHA input; its config trains (the late-fusion net itself:
+test_models_fusion.py)."""
 import math
 import os
 
 import cv2
 import numpy as np
-import paddle
 import pytest
+from fixtures import CONFIGS, quick_train_opts, write_id_splits
 
 from paddle_fcn.config import load_config
 from paddle_fcn.data import DataError, NYUDv2, build_dataset, check_dataset, write_image
 from paddle_fcn.engine.trainer import train
 from paddle_fcn.models import build_model
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STORED = np.array([[0, 1, 40, 7], [21, 0, 1, 2]])           # 0 void, 1..40
 LOADED = np.array([[255, 0, 39, 6], [20, 255, 0, 1]])
 
@@ -31,9 +30,7 @@ def make_nyud(root, fmt="png", ids=("5001", "5002", "5003"), hha="data/hha"):
             scipy.io.savemat(path + ".mat", {"segmentation": STORED.astype(np.uint8)})
         else:
             cv2.imwrite(path + ".png", STORED.astype(np.uint8))
-    for split, names in (("trainval", ids[:2]), ("test", ids[2:])):
-        with open(os.path.join(root, f"{split}.txt"), "w") as f:
-            f.write("".join(n + "\n" for n in names))
+    write_id_splits(root, ids)
     return root
 
 
@@ -70,31 +67,10 @@ def test_nyud_missing_hha_names_the_file(tmp_path):
         ds.raw(1)
 
 
-def test_late_fusion_sums_the_two_fcns():
-    paddle.seed(0)
-    model = build_model("fcn8s_resnet18_rgbhha", 5, width=8)
-    for p in model.parameters():  # non-zero score layers, so both trunks contribute
-        p.set_value(paddle.uniform(p.shape, min=-0.1, max=0.1))
-    model.eval()
-    assert len(model.normalization["mean"]) == 6 and len(model.normalization["std"]) == 6
-    x = paddle.randn([2, 6, 36, 40])
-    fused = model(x).numpy()
-    expected = model.rgb(x[:, :3]).numpy() + model.hha(x[:, 3:]).numpy()
-    np.testing.assert_allclose(fused, expected, rtol=1e-5, atol=1e-6)
-    assert np.abs(model.hha(x[:, 3:]).numpy()).max() > 0
-    backbone_ids = {id(p) for p in model.backbone.parameters()}
-    assert backbone_ids == {id(p) for p in model.rgb.backbone.parameters()} | {
-        id(p) for p in model.hha.backbone.parameters()}
-    with pytest.raises(ValueError, match="expects N x 6 x H x W"):
-        model(paddle.randn([1, 3, 32, 32]))
-
-
 def test_nyud_config_trains_two_iterations(tmp_path):
     root = make_nyud(str(tmp_path / "data"))
-    opts = [f"train_dataset.dataset_root={root}", f"val_dataset.dataset_root={root}",
-            "model.pretrained=null", "iters=2", "num_workers=0", "use_vdl=false",
-            "log_iters=1", "save_interval=2", f"save_dir={tmp_path / 'run'}", "device=cpu"]
-    cfg = load_config(os.path.join(ROOT, "configs", "nyud_fcn32s_vgg16_rgbhha.yml"), opts)
+    opts = quick_train_opts(root, tmp_path / "run")
+    cfg = load_config(os.path.join(CONFIGS, "nyud_fcn32s_vgg16_rgbhha.yml"), opts)
     summary = train(cfg, progress=False)
     assert len(summary.losses) == 2 and all(math.isfinite(v) for _, v in summary.losses)
     assert len(summary.last_metrics["class_IoU"]) == 40

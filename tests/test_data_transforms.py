@@ -128,8 +128,7 @@ def test_normalize_values_and_layout():
 
 
 def test_caffe_normalization_of_a_2x2_rgb_image_is_bgr_minus_mean():
-    from paddle_fcn.inference.predict import normalize
-    from paddle_fcn.normalization import CAFFE, IMAGENET, denormalize, mean_pixel
+    from paddle_fcn.normalization import CAFFE, IMAGENET, denormalize, mean_pixel, normalize_image
 
     rgb = np.array([[[10, 20, 30], [40, 50, 60]], [[255, 128, 0], [1, 2, 3]]], np.uint8)
     # by hand: channel 0 = B - 104.00699, 1 = G - 116.66877, 2 = R - 122.67892; no scaling
@@ -139,7 +138,7 @@ def test_caffe_normalization_of_a_2x2_rgb_image_is_bgr_minus_mean():
         [[10 - 122.67892, 40 - 122.67892], [255 - 122.67892, 1 - 122.67892]]])
     out, _ = build_transforms([], CAFFE)(rgb, np.zeros((2, 2), np.uint8))
     np.testing.assert_allclose(out, expected, rtol=0, atol=2e-5)
-    np.testing.assert_array_equal(normalize(rgb, CAFFE)[0], out)  # predict's is the same
+    np.testing.assert_array_equal(normalize_image(rgb, CAFFE), out)  # predict calls this
     np.testing.assert_array_equal(denormalize(out, CAFFE), rgb)
     np.testing.assert_allclose(mean_pixel(CAFFE), (122.67892, 116.66877, 104.00699))  # R, G, B
     # ImageNet: exactly the (RGB / 255 - mean) / std of earlier versions
@@ -167,7 +166,8 @@ def test_build_transforms_appends_normalize_and_pads_with_mean():
 def test_build_transforms_errors_name_type_and_key():
     with pytest.raises(ValueError, match="unknown transform type 'RandomRotate'.*RandomScale"):
         build_transforms([{"type": "RandomRotate"}])
-    with pytest.raises(ValueError, match="RandomCrop: unknown key.*'size'.*crop_size"):
+    with pytest.raises(ValueError,
+                       match=r"transforms\[0\].size: unknown argument for RandomCrop.*crop_size"):
         build_transforms([{"type": "RandomCrop", "size": 4}])
     with pytest.raises(ValueError, match="RandomCrop.*crop_size"):
         build_transforms([{"type": "RandomCrop"}])

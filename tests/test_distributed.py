@@ -23,7 +23,8 @@ from paddle_fcn.engine.distributed import (convert_sync_batchnorm, micro_batch_w
 from paddle_fcn.engine.env import seed_everything
 from paddle_fcn.engine.evaluate import evaluate
 from paddle_fcn.engine.loss import SegmentationLoss
-from paddle_fcn.engine.trainer import build_model_from_config, train
+from paddle_fcn.engine.trainer import train
+from paddle_fcn.models.loading import build_configured_model
 from paddle_fcn.models import build_model
 from paddle_fcn.runtime import default_threads
 from test_train import write_config
@@ -199,7 +200,7 @@ def test_only_rank_zero_writes_and_logs(two_ranks):
 def test_split_evaluation_during_training_equals_single_process(two_ranks):
     cfg = two_ranks["cfg"]
     saved = json.loads(open(os.path.join(two_ranks["run"], "metrics.json")).read())
-    model = build_model_from_config(cfg, 6)
+    model = build_configured_model(cfg.model, 6)[0]
     model.set_state_dict(paddle.load(os.path.join(two_ranks["run"], "best_model",
                                                   "model.pdparams")))
     val = build_dataset(cfg.val_dataset, model.normalization, 6)
@@ -314,15 +315,15 @@ def test_sync_bn_is_a_config_key_and_fails_clearly_on_cpu(tmp_path):
     assert cfg.sync_bn is True
     with pytest.raises(ConfigError, match="sync_bn"):
         load_config(raw, ["sync_bn=1"])
-    model = build_model_from_config(cfg, 6)
+    model = build_configured_model(cfg.model, 6)[0]
     assert convert_sync_batchnorm(model, cfg, world=1) is model  # one process: plain BN
     with pytest.raises(ValueError, match="sync_bn: true needs GPUs"):
         convert_sync_batchnorm(model, cfg, world=2)
     no_bn = apply_opts(cfg, ["model.type=unet", "model.batch_norm=false"])
     with pytest.raises(ValueError, match="has no BatchNorm layer"):
-        convert_sync_batchnorm(build_model_from_config(no_bn, 6), no_bn, world=2)
+        convert_sync_batchnorm(build_configured_model(no_bn.model, 6)[0], no_bn, world=2)
     # Paddle's conversion keeps the state_dict keys: checkpoints load into a plain model.
-    synced = paddle.nn.SyncBatchNorm.convert_sync_batchnorm(build_model_from_config(cfg, 6))
+    synced = paddle.nn.SyncBatchNorm.convert_sync_batchnorm(build_configured_model(cfg.model, 6)[0])
     assert list(synced.state_dict()) == list(model.state_dict())
 
 

@@ -115,7 +115,7 @@ def test_train_refuses_bad_labels_before_training(tmp_path):
     (tmp_path / "list.txt").write_text("good.jpg good.png\nbad.jpg bad.png\n")
     (tmp_path / "c.yml").write_text(f"""
 model: {{type: fcn8s_resnet18, num_classes: 6, width: 8}}
-train_dataset: {{type: Dataset, dataset_root: {tmp_path}, file_list: list.txt, num_classes: 6}}
+train_dataset: {{type: ListDataset, dataset_root: {tmp_path}, file_list: list.txt, num_classes: 6}}
 iters: 4
 save_dir: {tmp_path / "run"}
 do_eval: false
@@ -195,7 +195,7 @@ def test_a_file_that_never_reads_is_the_watchdogs_error_naming_it(tmp_path):
     (tmp_path / "list.txt").write_text("0.jpg 0.png\nstalled.jpg 1.png\n1.jpg 1.png\n2.jpg 2.png\n")
     (tmp_path / "c.yml").write_text(f"""
 model: {{type: fcn8s_resnet18, num_classes: 2, width: 8}}
-train_dataset: {{type: Dataset, dataset_root: {tmp_path}, file_list: list.txt, num_classes: 2}}
+train_dataset: {{type: ListDataset, dataset_root: {tmp_path}, file_list: list.txt, num_classes: 2}}
 iters: 20
 batch_size: 1
 save_dir: {tmp_path / "run"}

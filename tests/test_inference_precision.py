@@ -12,13 +12,13 @@ import paddle
 import pytest
 import yaml
 
-from paddle_fcn.cli import eval_main
+from paddle_fcn.cli.evaluate import eval_main
 from paddle_fcn.config import load_config
 from paddle_fcn.data import build_dataset
 from paddle_fcn.data.io import write_image
-from paddle_fcn.engine.evaluate import load_trained_model
+from paddle_fcn.models.loading import load_trained_model
 from paddle_fcn.engine.trainer import train
-from paddle_fcn.inference.cli import export_main, predict_main
+from paddle_fcn.cli.deploy import export_main, predict_main
 from paddle_fcn.inference.export import ExportError, export_model, read_deploy_info
 from paddle_fcn.inference.precision import (BF16_FLAGS, PrecisionError, bf16_missing,
                                             calibration_images, compare_outputs, cpu_flags,
@@ -164,7 +164,7 @@ def test_int8_simulated_masks_agree_with_fp32(trained):
     """Paddle's PTQ calibrated on 12 training images: the int8-rounded model (eager, fp32
     arithmetic: no int8 kernel runs on this CPU, see INT8_CPU) keeps >= 97 % of the masks."""
     cfg = trained["cfg"]
-    model = load_trained_model(cfg, trained["ckpt"])
+    model = load_trained_model(cfg.model, cfg.model.num_classes, trained["ckpt"])[0]
     quantized = simulate_int8(model, calibration_images(cfg, model.normalization, 12))
     agree, diff = [], 0.0
     with paddle.no_grad():

@@ -9,13 +9,13 @@ import yaml
 from reference_nets import (CLASSES, SIZE, WIDTH, balance, logits, make_model, reference_layers,
                             write_caffemodel)
 
-from paddle_fcn.cli import eval_main
+from paddle_fcn.cli.evaluate import eval_main
 from paddle_fcn.config import ConfigError, load_config
 from paddle_fcn.data import build_dataset
 from paddle_fcn.data.io import read_label, write_image, write_label
 from paddle_fcn.engine.evaluate import evaluate
-from paddle_fcn.engine.trainer import build_model_from_config
-from paddle_fcn.inference.cli import export_main, predict_main
+from paddle_fcn.models.loading import build_configured_model
+from paddle_fcn.cli.deploy import export_main, predict_main
 from paddle_fcn.inference.export import read_deploy_info
 from paddle_fcn.models.origin import NORMALIZATION_KEY, model_state_dict, origin_normalization
 from paddle_fcn.models.staged import transfer_weights
@@ -77,14 +77,14 @@ def test_checkpoints_store_the_normalization_and_training_uses_it(tmp_path):
     # staged: FCN-16s from that FCN-32s feeds its data the FCN-32s's way
     cfg = load_config(_config(tmp_path, type="fcn16s_vgg16",
                               init_from=str(tmp_path / "model.pdparams")))
-    assert build_model_from_config(cfg, CLASSES).normalization == CAFFE
+    assert build_configured_model(cfg.model, CLASSES)[0].normalization == CAFFE
     # random weights: the config's value is applied; with weights it must agree
     cfg = load_config(_config(tmp_path, normalization="caffe"))
-    assert build_model_from_config(cfg, CLASSES).normalization == CAFFE
+    assert build_configured_model(cfg.model, CLASSES)[0].normalization == CAFFE
     cfg = load_config(_config(tmp_path, normalization="imagenet",
                               init_from=str(tmp_path / "model.pdparams")))
     with pytest.raises(ConfigError, match="says imagenet but the weights .*model.pdparams"):
-        build_model_from_config(cfg, CLASSES)
+        build_configured_model(cfg.model, CLASSES)[0]
 
 
 def test_eval_tool_scores_a_caffemodel_with_caffe_preprocessing(tmp_path):

@@ -11,7 +11,8 @@ import pytest
 from paddle_fcn.config import load_config
 from paddle_fcn.data import build_dataset
 from paddle_fcn.engine.evaluate import evaluate
-from paddle_fcn.engine.trainer import build_model_from_config, train
+from paddle_fcn.engine.trainer import train
+from paddle_fcn.models.loading import build_configured_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -65,7 +66,7 @@ def test_short_run_loss_falls_and_miou_rises(tmp_path, data_root):
     # Overfit: evaluated on the (un-augmented) training images themselves.
     cfg = load_config(write_config(tmp_path / "c.yml", data_root, str(tmp_path / "run"),
                                    iters=150, save=150, lr=0.1, vdl="true", val_mode="train"))
-    model = build_model_from_config(cfg, 6)
+    model = build_configured_model(cfg.model, 6)[0]
     val = build_dataset(cfg.val_dataset, model.normalization, 6)
     before = evaluate(model, val, 6, progress=False).metrics.mIoU
     summary = train(cfg, progress=False)
@@ -119,10 +120,10 @@ def _train_partial(cfg, stop_at):
     import paddle_fcn.engine.trainer as trainer
     original = trainer.train_one_iter
 
-    def interrupting(model, loss_fn, optimizer, batches, iteration, c):
-        if iteration > stop_at:
+    def interrupting(state, loss_fn, batches, c):
+        if state.iteration + 1 > stop_at:
             raise KeyboardInterrupt
-        return original(model, loss_fn, optimizer, batches, iteration, c)
+        return original(state, loss_fn, batches, c)
 
     trainer.train_one_iter = interrupting
     try:
@@ -145,3 +146,42 @@ def test_eval_cli_writes_metrics_json(tmp_path, data_root):
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) >= {"mIoU", "pixel_acc", "mean_acc", "fwIoU", "class_IoU"}
     assert "mIoU" in proc.stdout
+
+
+@pytest.mark.parametrize("model", ["fcn8s_resnet18", "unet"])
+def test_evaluation_through_the_predictor_scores_as_the_eager_model(tmp_path, data_root, model):
+    """eval_backend predictor (the export, run by Paddle Inference, as deployed) gives the
+    eager model's metrics to float tolerance, after the same training steps."""
+    results = {}
+    for backend in ("eager", "predictor"):
+        cfg_path = write_config(tmp_path / f"{backend}.yml", data_root, str(tmp_path / backend),
+                                iters=3, save=3, model=model)
+        cfg = load_config(str(cfg_path), [f"eval_backend={backend}"])
+        results[backend] = train(cfg, progress=False).last_metrics
+    eager, fast = results["eager"], results["predictor"]
+    for key in ("mIoU", "pixel_acc", "mean_acc", "fwIoU"):
+        assert fast[key] == pytest.approx(eager[key], abs=1e-4), key
+    best = tmp_path / "predictor" / "best_model"
+    assert sorted(os.listdir(best)) == ["metrics.json", "model.pdparams"]
+
+
+def test_eval_backend_choice(tmp_path, data_root):
+    """auto: the Predictor on a CPU from AUTO_PREDICTOR_IMAGES images on, for a model it can
+    export; predictor for a model it cannot export (two heads) is a ConfigError."""
+    from paddle_fcn.engine import trainer
+    from paddle_fcn.errors import ConfigError
+    from paddle_fcn.models import build_model
+
+    cfg = load_config(write_config(tmp_path / "c.yml", data_root, str(tmp_path / "out")))
+    model = build_model("fcn8s_resnet18", 6, width=8)
+    paddle.set_device("cpu")
+    with trainer._scorer(model, cfg, trainer.AUTO_PREDICTOR_IMAGES - 1) as few:
+        assert few is model
+    with trainer._scorer(model, cfg, trainer.AUTO_PREDICTOR_IMAGES) as many:
+        assert many is not model and many.predictor.num_classes == 6
+    two_heads = build_model("fcn8s_resnet18", 6, width=8, heads={"a": 6, "b": 3})
+    with trainer._scorer(two_heads, cfg, 10 ** 6) as scorer:  # auto: eager
+        assert scorer is two_heads
+    cfg.eval_backend = "predictor"
+    with pytest.raises(ConfigError, match="eval_backend: predictor cannot run"):
+        trainer._scorer(two_heads, cfg, 1)

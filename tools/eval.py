@@ -1,10 +1,7 @@
-"""`python tools/eval.py --help`: thin wrapper around `paddle_fcn.cli.eval_main`."""
-import os
+"""`python tools/eval.py --help`: the same as `paddle-fcn eval` (`paddle_fcn.cli`)."""
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from paddle_fcn.cli import eval_main  # noqa: E402  (paddle_fcn first: CPU thread settings)
+from paddle_fcn.cli import main
 
 if __name__ == "__main__":
-    sys.exit(eval_main())
+    sys.exit(main(["eval", *sys.argv[1:]], command=["python", sys.argv[0]]))

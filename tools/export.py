@@ -1,10 +1,7 @@
-"""`python tools/export.py --help`: thin wrapper around `paddle_fcn.inference.cli.export_main`."""
-import os
+"""`python tools/export.py --help`: the same as `paddle-fcn export` (`paddle_fcn.cli`)."""
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from paddle_fcn.inference.cli import export_main  # noqa: E402  (CPU thread settings first)
+from paddle_fcn.cli import main
 
 if __name__ == "__main__":
-    sys.exit(export_main())
+    sys.exit(main(["export", *sys.argv[1:]], command=["python", sys.argv[0]]))

@@ -1,10 +1,7 @@
-"""`python tools/predict.py --help`: thin wrapper around `paddle_fcn.inference.cli.predict_main`."""
-import os
+"""`python tools/predict.py --help`: the same as `paddle-fcn predict` (`paddle_fcn.cli`)."""
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from paddle_fcn.inference.cli import predict_main  # noqa: E402  (CPU thread settings first)
+from paddle_fcn.cli import main
 
 if __name__ == "__main__":
-    sys.exit(predict_main())
+    sys.exit(main(["predict", *sys.argv[1:]], command=["python", sys.argv[0]]))

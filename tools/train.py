@@ -1,10 +1,7 @@
-"""`python tools/train.py --help`: thin wrapper around `paddle_fcn.cli.train_main`."""
-import os
+"""`python tools/train.py --help`: the same as `paddle-fcn train` (`paddle_fcn.cli`)."""
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from paddle_fcn.cli import train_main  # noqa: E402  (paddle_fcn first: CPU thread settings)
+from paddle_fcn.cli import main
 
 if __name__ == "__main__":
-    sys.exit(train_main())
+    sys.exit(main(["train", *sys.argv[1:]], command=["python", sys.argv[0]]))

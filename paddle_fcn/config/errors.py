@@ -5,12 +5,10 @@ YAML file, or ``--opts`` when an override set the key (or one of its parents or 
 """
 import difflib
 
+from paddle_fcn.errors import ConfigError
+
 __all__ = ["ConfigError", "Source", "fail", "check", "hint", "describe", "unknown_key",
            "no_base"]
-
-
-class ConfigError(ValueError):
-    """A config value, key or combination is invalid; the message names file/--opts and key."""
 
 
 class Source:

@@ -16,8 +16,9 @@ import yaml
 from paddle_fcn.config.errors import (ConfigError, Source, check, describe, fail, no_base,
                                      unknown_key)
 from paddle_fcn.config.schema import MODEL_FIELDS, Config, ModelConfig
-from paddle_fcn.config.validate import (resolve_config_classes, validate_combinations,
-                                       validate_model, validate_transforms, validate_values)
+from paddle_fcn.config.validate import (Checks, resolve_config_classes, run_checks,
+                                       validate_combinations, validate_normalization,
+                                       validate_values)
 from paddle_fcn.config.yaml_io import YamlLoader, config_to_dict, read_yaml
 
 __all__ = ["load_config", "apply_opts"]
@@ -131,32 +132,33 @@ def _override(data, opts):
     return data, keys
 
 
-def _from_dict(data, src):
+def _from_dict(data, src, checks):
     """Config from raw mapping ``data``: built, validated, derived values filled."""
     cfg = _build(Config, data, "", src)
     validate_values(cfg, src)
     validate_combinations(cfg, src)
-    validate_model(cfg.model, src)
-    for key in ("train_dataset", "val_dataset"):
-        if getattr(cfg, key) is not None:
-            validate_transforms(getattr(cfg, key), key, src)
+    validate_normalization(cfg.model, src)
+    run_checks(cfg, checks or Checks(), src)
     resolve_config_classes(cfg, src)
     if cfg.eval_interval is None:
         cfg.eval_interval = cfg.save_interval
     return cfg
 
 
-def load_config(path, opts=()):
-    """Read ``path`` (YAML), apply ``opts`` ("key.sub=value" strings), validate, resolve."""
+def load_config(path, opts=(), checks=None):
+    """Read ``path`` (YAML), apply ``opts`` ("key.sub=value" strings), validate, resolve.
+    ``checks``: the section owners' ``Checks`` (``paddle_fcn.cli.load_experiment`` passes the
+    models' and data sets'); without them model options and dataset types are not checked
+    here but when the model and data sets are built."""
     data, keys = _override(read_yaml(path), opts)
-    return _from_dict(data, Source(path, keys))
+    return _from_dict(data, Source(path, keys), checks)
 
 
-def apply_opts(cfg, opts):
+def apply_opts(cfg, opts, checks=None):
     """A new Config: ``cfg`` with ``opts`` applied and everything re-validated.
 
     Derived values already filled in ``cfg`` (eval_interval, model.num_classes) stay as they
     are; pass opts to ``load_config`` to have them derived after the overrides.
     """
     data, keys = _override(config_to_dict(cfg), opts)
-    return _from_dict(data, Source("config", keys))
+    return _from_dict(data, Source("config", keys), checks)

@@ -1,17 +1,19 @@
 """What a config may contain: the typed dataclasses (PaddleSeg key names) and the plain dicts of
-allowed values (``CHOICES``, ``DATASET_MODES``) and single-value rules (``RULES``).
+allowed values (``CHOICES``) and single-value rules (``RULES``).
 
-Pure data: nothing here reads files or raises. ``load`` builds these dataclasses from YAML and
-``validate`` applies the dicts to them.
+Pure data: nothing here reads files or raises. ``CHOICES`` is the one list of each enumerated
+value: the command-line flags and the inference modules take theirs from it. ``load`` builds
+these dataclasses from YAML and ``validate`` applies the dicts to them.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Dict, List, Optional
+
+from paddle_fcn.device import DEVICES
 
 __all__ = [
     "Config", "ModelConfig", "DatasetConfig", "SyntheticConfig", "OptimizerConfig",
-    "LRSchedulerConfig", "LossConfig", "TestConfig", "ExportConfig", "CHOICES", "DATASET_MODES",
-    "DATASET_OPTIONS",
-    "MODEL_FIELDS", "RULES",
+    "LRSchedulerConfig", "LossConfig", "TestConfig", "ExportConfig", "CHOICES",
+    "DATASET_OPTION_KEYS", "MODEL_FIELDS", "RULES",
 ]
 
 
@@ -30,10 +32,10 @@ class SyntheticConfig:
 
 @dataclass
 class DatasetConfig:
-    type: str                           # a key of DATASET_MODES
+    type: str                           # a key of paddle_fcn.data.DATASETS
     dataset_root: str
-    mode: str = "train"                 # per type: DATASET_MODES (PascalVOC: ... seg11valid)
-    file_list: Optional[str] = None     # type Dataset: lines "image label"
+    mode: str = "train"                 # per type: its MODES (PascalVOC: ... seg11valid)
+    file_list: Optional[str] = None     # type ListDataset: lines "image label"
     num_classes: Optional[int] = None
     class_names: Optional[List[str]] = None
     ignore_index: int = 255             # VOC void/boundary label
@@ -129,6 +131,10 @@ class Config:
     use_vdl: bool = True
     seed: int = 0
     device: str = "auto"                # auto | cpu | gpu
+    precision: str = "fp32"             # training: fp32 | fp16 | bf16 (engine/amp.py; GPU)
+    amp_level: str = "O1"               # fp16/bf16: O1 (listed ops) | O2 (whole net)
+    # evaluation during training: eager | predictor (the export, as deployed) | auto
+    eval_backend: str = "auto"
     sync_bn: bool = False               # multi-GPU: BatchNorm statistics over all devices' images
     num_workers: int = 2
     data_timeout: float = 300.0         # s a loader worker may take for one sample, then error
@@ -143,27 +149,15 @@ CHOICES = {
     "loss.reduction": ("mean", "sum"),
     "export.output_op": ("none", "argmax", "softmax"),
     "export.precision": ("fp32", "bf16", "int8"),
-    "device": ("auto", "cpu", "gpu"),
-    "train_dataset.synthetic.preset": ("shapes", "voc"),
-    "val_dataset.synthetic.preset": ("shapes", "voc"),
+    "device": DEVICES,
+    "precision": ("fp32", "fp16", "bf16"),
+    "amp_level": ("O1", "O2"),
+    "eval_backend": ("auto", "eager", "predictor"),
 }
-DATASET_MODES = {
-    "SyntheticVOC": ("train", "val", "trainval", "trainaug"),  # trainaug: preset voc
-    "PascalVOC": ("train", "val", "trainval", "trainaug", "seg11valid"),
-    "Dataset": ("train", "val"),
-    "PascalContext": ("train", "val", "trainval"),
-    "Cityscapes": ("train", "val"),
-    "ADE20K": ("train", "val"),
-    "SIFTFlow": ("trainval", "test"),
-    "NYUDv2": ("trainval", "test"),
-}
-# dataset keys that only some types take: key -> (types, allowed values or None for any)
-DATASET_OPTIONS = {
-    "reduce_zero_label": (("PascalContext",), None),
-    "head": (("SIFTFlow",), ("semantic", "geometric", "both")),
-    "modality": (("NYUDv2",), ("rgb", "hha", "rgb_hha")),
-    "hha_dir": (("NYUDv2",), None),
-}
+# DatasetConfig keys that only some types take (each type's constructor says which):
+# everything but the keys every type reads.
+DATASET_OPTION_KEYS = tuple(f.name for f in fields(DatasetConfig) if f.name not in (
+    "type", "dataset_root", "mode", "num_classes", "class_names", "ignore_index", "transforms"))
 # ModelConfig's own keys; every other key under ``model:`` is a builder option.
 MODEL_FIELDS = ("type", "num_classes", "pretrained", "init_from", "normalization")
 

@@ -1,22 +1,22 @@
 """Checks on a built Config, and the num_classes reconciliation.
 
-In the order ``load`` runs them: single values against ``RULES`` / ``CHOICES`` /
-``DATASET_MODES``; rules that tie several values together; model options against the
-builder's signature (``paddle_fcn.models.model_options``); transform arguments against the
-transform classes (``paddle_fcn.data.transforms.TRANSFORMS``); then ``model.num_classes``
+In the order ``load`` runs them: single values against ``RULES`` / ``CHOICES``; rules that tie
+several values together; the checks of the layers that own a section (``Checks``: model
+type and options, dataset types, modes, options and transforms); then ``model.num_classes``
 filled from the datasets. Each failure is a ConfigError naming the source and key.
 """
-import inspect
+from dataclasses import dataclass
+from typing import Callable, Optional
 
-from paddle_fcn.config.errors import ConfigError, Source, check, describe, fail, hint
-from paddle_fcn.config.schema import (CHOICES, DATASET_MODES, DATASET_OPTIONS, MODEL_FIELDS,
-                                     RULES)
+from paddle_fcn.config.errors import ConfigError, Source, check, fail, hint
+from paddle_fcn.config.schema import CHOICES, DATASET_OPTION_KEYS, RULES
+from paddle_fcn.normalization import as_normalization
 
-__all__ = ["validate_values", "validate_combinations", "validate_model", "validate_transforms",
-           "resolve_config_classes", "resolve_num_classes"]
+__all__ = ["validate_values", "validate_combinations", "validate_normalization", "Checks",
+           "run_checks", "resolve_config_classes", "resolve_num_classes"]
 
 
-def _get(obj, key):
+def _value_at(obj, key):
     """The value at dotted ``key`` of ``obj`` (None below an unset section)."""
     for part in key.split("."):
         obj = getattr(obj, part) if obj is not None else None
@@ -34,17 +34,12 @@ def validate_values(cfg, src):
     for pattern, (test, requirement) in RULES.items():
         for key in (pattern.replace("*", "train"), pattern.replace("*", "val")) \
                 if pattern.startswith("*") else (pattern,):
-            value = _get(cfg, key)
+            value = _value_at(cfg, key)
             check(value is None or test(value), src, key, f"must be {requirement}, got {value!r}")
     for key, choices in CHOICES.items():
-        value = _get(cfg, key)
+        value = _value_at(cfg, key)
         if value is not None:  # None: below an unset section (no val_dataset)
             _choice(value, choices, src, key)
-    for key in ("train_dataset", "val_dataset"):
-        ds = getattr(cfg, key)
-        if ds is not None:
-            _choice(ds.type, tuple(DATASET_MODES), src, f"{key}.type")
-            _choice(ds.mode, DATASET_MODES[ds.type], src, f"{key}.mode")
 
 
 def validate_combinations(cfg, src):
@@ -53,12 +48,11 @@ def validate_combinations(cfg, src):
         ds = getattr(cfg, key)
         if ds is None:
             continue
-        check(ds.type != "Dataset" or ds.file_list, src, f"{key}.file_list",
-              "type Dataset needs a list file of 'image label' lines")
+        check(ds.type != "ListDataset" or ds.file_list, src, f"{key}.file_list",
+              "type ListDataset needs a list file of 'image label' lines")
         check(ds.class_names is None or ds.num_classes is None or len(ds.class_names) ==
               ds.num_classes, src, f"{key}.class_names",
               f"has {len(ds.class_names or ())} names for num_classes = {ds.num_classes}")
-        _check_dataset_options(ds, key, src)
         syn = ds.synthetic
         check(ds.type != "SyntheticVOC" or ds.mode != "trainaug" or syn.preset == "voc", src,
               f"{key}.mode", "trainaug needs synthetic.preset: voc (the shapes preset has no "
@@ -81,93 +75,42 @@ def validate_combinations(cfg, src):
               f"{test.stride} exceeds crop_size {test.crop_size}: pixels would be left unscored")
 
 
-def _check_dataset_options(ds, key, src):
-    """Keys of DATASET_OPTIONS are set only for their types, to allowed values."""
-    for option, (types, allowed) in DATASET_OPTIONS.items():
-        value = getattr(ds, option)
-        if value in (None, False):
-            continue
-        check(ds.type in types, src, f"{key}.{option}",
-              f"applies to type {', '.join(types)} only, not {ds.type}")
-        if allowed is not None:
-            _choice(value, allowed, src, f"{key}.{option}")
-
-
-def _same_kind(value, default):
-    """Whether a YAML value fits an option whose default is ``default`` (int fits float)."""
-    if isinstance(default, bool) or isinstance(value, bool):
-        return isinstance(value, bool) and isinstance(default, bool)
-    if isinstance(default, float):
-        return isinstance(value, (int, float))
-    if isinstance(default, (list, tuple)):
-        return isinstance(value, (list, tuple))
-    return isinstance(value, type(default))
-
-
-def validate_model(model, src):
-    """``model.type`` is a known builder and every option fits the builder's keyword defaults;
-    float options given as YAML ints become floats (in place)."""
-    from paddle_fcn.models import model_options  # lazy: models import paddle
-
-    try:
-        options = model_options(model.type)
-    except KeyError as err:
-        fail(src, "model.type", err.args[0])
-    valid = {k: v for k, v in options.items() if k not in MODEL_FIELDS}
-    check(model.pretrained is None or "pretrained" in options, src, "model.pretrained",
-          f"model '{model.type}' takes no pretrained backbone weights")
+def validate_normalization(model, src):
+    """``model.normalization``, when set, is a normalization (kept as written: a name stays a
+    name)."""
     if model.normalization is not None:
-        from paddle_fcn.normalization import as_normalization
-
         try:
-            as_normalization(model.normalization, "")  # kept as written (a name stays a name)
+            as_normalization(model.normalization, "")
         except ValueError as err:
             fail(src, "model.normalization", str(err).lstrip(": "))
-    for key, value in model.options.items():
-        if key not in valid:
-            fail(src, f"model.{key}", f"unknown option for model '{model.type}'; "
-                 f"{hint(key, valid)}"
-                 f"valid options: {', '.join(sorted(valid)) or '(none)'}")
-        default = valid[key]
-        if default is None or default is inspect.Parameter.empty:
-            continue
-        if not _same_kind(value, default):
-            fail(src, f"model.{key}", f"expected {type(default).__name__} like the default "
-                 f"{default!r}, got {describe(value)}")
-        if isinstance(default, float):
-            model.options[key] = float(value)
 
 
-def validate_transforms(ds, key, src):
-    """Each transform of dataset ``ds`` (config key ``key``) exists and gets the arguments its
-    class takes. ``Normalize`` is refused: the datasets append it from the model's
-    ``normalization``, which export and predict use too, so a second source could only
-    disagree with them."""
-    if not ds.transforms:
-        return
-    from paddle_fcn.data.transforms import TRANSFORMS  # lazy: data imports paddle
+@dataclass
+class Checks:
+    """The checks of the layers that own a section's rules, run by ``load_config``: each takes
+    the section (``ModelConfig``; a ``DatasetConfig`` and the option keys it has) and returns
+    ``Problem``s (``paddle_fcn.errors``), reported as ConfigErrors naming source and key.
+    ``paddle_fcn.cli.load_experiment`` passes the models' and the data sets' own."""
+    model: Optional[Callable] = None
+    dataset: Optional[Callable] = None
 
-    for i, spec in enumerate(ds.transforms):
-        where = f"{key}.transforms[{i}]"
-        name = spec.get("type")
-        check(name is not None, src, where, "each transform needs a 'type' key")
-        if name not in TRANSFORMS:
-            fail(src, f"{where}.type", f"unknown transform {name!r}; {hint(name, TRANSFORMS)}"
-                 f"valid: {', '.join(sorted(TRANSFORMS))}")
-        check(name != "Normalize", src, where,
-              "remove this Normalize: it is appended automatically from the model's "
-              "normalization (it comes with the weights, or model.normalization), which "
-              "export and predict use as well")
-        params = inspect.signature(TRANSFORMS[name]).parameters
-        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            continue
-        for arg in spec:
-            if arg != "type" and arg not in params:
-                fail(src, f"{where}.{arg}", f"unknown argument for {name}; {hint(arg, params)}"
-                     f"valid: {', '.join(params) or '(none)'}")
-        missing = [p for p in params.values() if p.default is p.empty and p.name not in spec
-                   and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-        check(not missing, src, where, f"{name} needs {', '.join(p.name for p in missing)}")
+
+def run_checks(cfg, checks, src):
+    """Fail on the first Problem that ``checks`` find in ``cfg``."""
+    sections = []
+    if checks.model is not None:
+        sections.append(("model", checks.model(cfg.model)))
+    if checks.dataset is not None:
+        for key in ("train_dataset", "val_dataset"):
+            ds = getattr(cfg, key)
+            if ds is not None:
+                sections.append((key, checks.dataset(ds, DATASET_OPTION_KEYS)))
+    for section, problems in sections:
+        for problem in problems:
+            key = f"{section}.{problem.key}" if problem.key else section
+            suggestion = hint(problem.word, problem.valid) if problem.word is not None else ""
+            fail(src, key, f"{problem.message}{'; ' + suggestion if suggestion else ''}"
+                 .rstrip("; "))
 
 
 def resolve_config_classes(cfg, src):

@@ -5,15 +5,14 @@ it as a string) and a duplicate key is an error instead of silently keeping the 
 A saved config has the file layout (model options back under ``model:``) and loads again.
 """
 import dataclasses
-import os
 import re
-import tempfile
 import typing
 
 import yaml
 
 from paddle_fcn.config.errors import ConfigError, describe
 from paddle_fcn.config.schema import ModelConfig
+from paddle_fcn.fileio import atomic_write_text
 
 __all__ = ["YamlLoader", "read_yaml", "config_to_dict", "save_config"]
 
@@ -86,21 +85,8 @@ def config_to_dict(cfg):
 
 
 def save_config(cfg, path):
-    """Write the resolved config to ``path`` atomically (temp file + os.replace)."""
+    """Write the resolved config to ``path`` atomically (``paddle_fcn.fileio``)."""
     text = ("# paddle_fcn resolved config: one complete experiment; load with load_config()\n"
             + yaml.dump(config_to_dict(cfg), Dumper=_Dumper, sort_keys=False,
                         default_flow_style=False, allow_unicode=True))
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".config-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a saved config is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write_text(text, path)

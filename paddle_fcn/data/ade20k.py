@@ -13,10 +13,10 @@ reads ``validation``.
 import glob
 import os
 
-from paddle_fcn.data.io import DataError
+from paddle_fcn.data.lists import read_class_names
 from paddle_fcn.data.reference import reference_path
-from paddle_fcn.data.voc import (IGNORE_INDEX, SegDataset, _resolve_class_names,
-                                 read_class_names, zero_ignored_lut)
+from paddle_fcn.data.voc import IGNORE_INDEX, SegDataset, _resolve_class_names, zero_ignored_lut
+from paddle_fcn.errors import DataError
 
 __all__ = ["ADE20K_CLASSES", "ADE20K"]
 
@@ -27,13 +27,11 @@ class ADE20K(SegDataset):
     """ADEChallengeData2016, 150 classes, stored 0 ignored (module docstring)."""
 
     MODES = {"train": "training", "val": "validation"}
+    CLASSES = ADE20K_CLASSES
 
     def __init__(self, dataset_root, mode="train", transforms=None, num_classes=None,
                  class_names=None, ignore_index=IGNORE_INDEX):
-        if mode not in self.MODES:
-            raise DataError(f"ADE20K mode {mode!r} is not one of {', '.join(self.MODES)}")
-        self.root = os.path.abspath(os.fspath(dataset_root))
-        self.mode = mode
+        self._open(dataset_root, mode)
         image_dir = os.path.join(self.root, "images", self.MODES[mode])
         if not os.path.isdir(image_dir):
             raise DataError(f"no ADE20K images: {image_dir} is not a folder; point "
@@ -44,6 +42,6 @@ class ADE20K(SegDataset):
                  for image in sorted(glob.glob(os.path.join(image_dir, "*.jpg")))]
         self.label_map = zero_ignored_lut(ignore_index)
         num_classes, class_names = _resolve_class_names(num_classes, class_names, None,
-                                                        ADE20K_CLASSES)
+                                                        self.CLASSES)
         super().__init__(files, transforms, num_classes, class_names, ignore_index,
                          source=f"{image_dir} (*.jpg)")

@@ -9,8 +9,8 @@ import os
 import cv2
 import numpy as np
 
-from paddle_fcn.data.io import (DataError, colour_mask_message, load_label_array,
-                                read_image_with_notes)
+from paddle_fcn.errors import DataError
+from paddle_fcn.data.io import colour_mask_message, load_label_array, read_image_with_notes
 
 __all__ = ["CheckReport", "check_dataset"]
 

@@ -19,7 +19,7 @@ import os
 
 import numpy as np
 
-from paddle_fcn.data.io import DataError
+from paddle_fcn.errors import DataError
 from paddle_fcn.data.voc import IGNORE_INDEX, SegDataset, _resolve_class_names
 
 __all__ = ["CITYSCAPES_CLASSES", "LABEL_ID_TO_TRAIN_ID", "Cityscapes", "cityscapes_lut"]
@@ -52,15 +52,12 @@ class Cityscapes(SegDataset):
     """Cityscapes fine annotations (``mode``: ``train`` | ``val``), 19 classes, labelIds
     mapped to trainIds on reading (module docstring)."""
 
-    MODES = ("train", "val")
+    MODES, CLASSES = ("train", "val"), CITYSCAPES_CLASSES
     IMAGE_SUFFIX, LABEL_SUFFIX = "_leftImg8bit.png", "_gtFine_labelIds.png"
 
     def __init__(self, dataset_root, mode="train", transforms=None, num_classes=None,
                  class_names=None, ignore_index=IGNORE_INDEX):
-        if mode not in self.MODES:
-            raise DataError(f"Cityscapes mode {mode!r} is not one of {', '.join(self.MODES)}")
-        self.root = os.path.abspath(os.fspath(dataset_root))
-        self.mode = mode
+        self._open(dataset_root, mode)
         image_dir = os.path.join(self.root, "leftImg8bit", mode)
         if not os.path.isdir(image_dir):
             raise DataError(f"no Cityscapes images: {image_dir} is not a folder; point "
@@ -73,6 +70,6 @@ class Cityscapes(SegDataset):
                                               rel + self.LABEL_SUFFIX)))
         self.label_map = cityscapes_lut(ignore_index)
         num_classes, class_names = _resolve_class_names(num_classes, class_names, None,
-                                                        CITYSCAPES_CLASSES)
+                                                        self.CLASSES)
         super().__init__(files, transforms, num_classes, class_names, ignore_index,
                          source=f"{image_dir} (*{self.IMAGE_SUFFIX})")

@@ -25,7 +25,8 @@ import os
 
 import numpy as np
 
-from paddle_fcn.data.io import DataError, load_mat, write_label
+from paddle_fcn.errors import DataError
+from paddle_fcn.data.io import load_mat, write_label
 from paddle_fcn.data.reference import read_reference_classes
 from paddle_fcn.data.voc import IGNORE_INDEX, PascalVOC, zero_ignored_lut
 

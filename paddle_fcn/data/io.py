@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from paddle_fcn.errors import DataError
 from paddle_fcn.data.palette import color_map, match_voc_colors
 
 __all__ = ["DataError", "read_image", "read_image_with_notes", "read_label", "load_mat",
@@ -26,8 +27,6 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_END = b"IEND\xaeB`\x82"  # IEND chunk type + its CRC
 
 
-class DataError(ValueError):
-    """A data set file or list is missing, unreadable or holds values that cannot be used."""
 
 
 # EXIF orientation (tag 0x0112) -> how to turn the stored pixels into the displayed ones;
@@ -290,3 +289,4 @@ def load_mat_label(path, key, low, high):
         raise DataError(f"{path}: {key} must be a 2-D map of {low}..{high}, got shape "
                         f"{arr.shape}, {shown}")
     return arr.astype(np.int64)
+

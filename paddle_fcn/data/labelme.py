@@ -29,7 +29,8 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw
 
-from paddle_fcn.data.io import DataError, write_label
+from paddle_fcn.errors import DataError
+from paddle_fcn.data.io import write_label
 
 __all__ = ["IGNORE_LABEL", "read_labels_txt", "shapes_to_mask", "convert_labelme"]
 

@@ -45,7 +45,7 @@ import traceback
 
 import cv2
 
-from paddle_fcn.data.io import DataError
+from paddle_fcn.errors import DataError
 
 __all__ = ["WorkerLoader", "DataLoaderError", "fork_safe_opencv", "sample_name"]
 

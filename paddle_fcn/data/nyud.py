@@ -22,7 +22,9 @@ import os
 
 import numpy as np
 
-from paddle_fcn.data.io import DataError, load_label_array, load_mat_label, read_image
+from paddle_fcn.errors import DataError
+from paddle_fcn.data.lists import read_list_file
+from paddle_fcn.data.io import load_label_array, load_mat_label, read_image
 from paddle_fcn.data.reference import read_reference_classes
 from paddle_fcn.data.voc import IGNORE_INDEX, SegDataset, _resolve_class_names, zero_ignored_lut
 
@@ -34,25 +36,22 @@ NYUD_CLASSES = tuple(read_reference_classes("nyud_classes.txt"))
 class NYUDv2(SegDataset):
     """NYUDv2 40 classes, ``trainval`` / ``test`` split (module docstring)."""
 
-    MODES = ("trainval", "test")
+    MODES, CLASSES = ("trainval", "test"), NYUD_CLASSES
     MODALITIES = ("rgb", "hha", "rgb_hha")
+    CHOICES = {"modality": MODALITIES}
 
     def __init__(self, dataset_root, mode="trainval", transforms=None, num_classes=None,
                  class_names=None, ignore_index=IGNORE_INDEX, modality="rgb", hha_dir=None):
-        if mode not in self.MODES:
-            raise DataError(f"NYUDv2 mode {mode!r} is not one of {', '.join(self.MODES)}")
-        if modality not in self.MODALITIES:
-            raise DataError(f"NYUDv2 modality {modality!r} is not one of "
-                            f"{', '.join(self.MODALITIES)}")
-        self.root = os.path.abspath(os.fspath(dataset_root))
-        self.mode, self.modality = mode, modality
+        self._open(dataset_root, mode)
+        self.check_choice("modality", modality)
+        self.modality = modality
         self.hha_dir = os.path.join(self.root, hha_dir or os.path.join("data", "hha"))
         split = os.path.join(self.root, f"{mode}.txt")
         if not os.path.isfile(split):
             raise DataError(f"split file not found: {split}; dataset_root must be the nyud "
                             f"folder holding data/images/, segmentation/ and the split files")
-        with open(split, encoding="utf-8") as f:
-            ids = [line.split()[0] for line in f if line.strip()]
+        ids = [parts[0] for _, parts in read_list_file(split, (1,), "an image id",
+                                                       what="split file")]
         rgb = [os.path.join(self.root, "data", "images", f"img_{i}.png") for i in ids]
         self.hha_files = [os.path.join(self.hha_dir, f"img_{i}.png") for i in ids]
         images = self.hha_files if modality == "hha" else rgb
@@ -60,7 +59,7 @@ class NYUDv2(SegDataset):
         self.label_map = zero_ignored_lut(ignore_index)
         self.channels = 6 if modality == "rgb_hha" else 3
         num_classes, class_names = _resolve_class_names(num_classes, class_names, None,
-                                                        NYUD_CLASSES)
+                                                        self.CLASSES)
         super().__init__(files, transforms, num_classes, class_names, ignore_index,
                          source=f"split file {split}")
 

@@ -24,7 +24,9 @@ import os
 import numpy as np
 
 from paddle_fcn.data.heads import HeadCodec
-from paddle_fcn.data.io import DataError, load_label_array, load_mat_label, read_image
+from paddle_fcn.errors import DataError
+from paddle_fcn.data.lists import read_list_file
+from paddle_fcn.data.io import load_label_array, load_mat_label, read_image
 from paddle_fcn.data.reference import read_reference_classes
 from paddle_fcn.data.voc import IGNORE_INDEX, SegDataset, _resolve_class_names, zero_ignored_lut
 
@@ -41,20 +43,20 @@ class SIFTFlow(SegDataset):
 
     MODES = ("trainval", "test")
     HEADS = ("semantic", "geometric", "both")
+    CHOICES = {"head": HEADS}
+    CLASSES = tuple(SIFTFLOW_CLASSES["semantic"])  # head semantic, the default
 
     def __init__(self, dataset_root, mode="trainval", transforms=None, num_classes=None,
                  class_names=None, ignore_index=IGNORE_INDEX, head="semantic"):
-        if mode not in self.MODES:
-            raise DataError(f"SIFTFlow mode {mode!r} is not one of {', '.join(self.MODES)}")
-        if head not in self.HEADS:
-            raise DataError(f"SIFTFlow head {head!r} is not one of {', '.join(self.HEADS)}")
-        self.root, self.mode, self.head = os.path.abspath(os.fspath(dataset_root)), mode, head
+        self._open(dataset_root, mode)
+        self.check_choice("head", head)
+        self.head = head
         split = os.path.join(self.root, f"{mode}.txt")
         if not os.path.isfile(split):
             raise DataError(f"split file not found: {split}; dataset_root must be the "
                             f"sift-flow folder holding Images/, SemanticLabels/, GeoLabels/")
-        with open(split, encoding="utf-8") as f:
-            self.ids = [line.split()[0] for line in f if line.strip()]
+        self.ids = [parts[0] for _, parts in read_list_file(split, (1,), "an image id",
+                                                             what="split file")]
         kinds = ("semantic", "geometric") if head == "both" else (head,)
         self.label_files = {k: [self._label_path(k, i) for i in self.ids] for k in kinds}
         files = [(os.path.join(self.root, "Images", _SUBDIR, i + ".jpg"), label)

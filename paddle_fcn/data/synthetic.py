@@ -4,7 +4,7 @@ Classes: background + disc, square, triangle, ring, cross, drawn by ``shapes.py`
 colours and textures, overlaps, a VOC-style 4-pixel void band). Image sizes are random in
 ``[min_size, max_size]`` and never multiples of 32 (when the range allows), so size handling
 is exercised. With the defaults a narrow FCN-8s ResNet18 (width 16) reached 0.88 val mIoU in
-3000 iterations (5 min on 2 CPU cores) without pretrained weights.
+3000 iterations without pretrained weights (the quickstart: configs/quickstart.yml).
 
 Preset ``voc`` makes photo-size data in the full VOC layout instead, for testing the way
 users run: images of PASCAL VOC's usual sizes (500 x 375 landscape and 375 x 500 portrait,
@@ -24,6 +24,7 @@ Written files (``PascalVOC(root, mode)`` reads them)::
 Everything is a function of the arguments: the same arguments give byte-identical files.
 """
 import contextlib
+import inspect
 import json
 import os
 import shutil
@@ -31,15 +32,17 @@ import tempfile
 
 import cv2
 
-from paddle_fcn.data.io import DataError, write_image, write_label
+from paddle_fcn.errors import DataError
+from paddle_fcn.data.io import write_image, write_label
 from paddle_fcn.data.palette import VOC_CLASSES
+from paddle_fcn.data.voc import IGNORE_INDEX, PascalVOC
 from paddle_fcn.data.shapes import CLASS_NAMES, SHAPES, render_sample, render_voc_sample
 
 PARAMS_FILE = "synthetic.json"
 _VERSION = 3  # bump when the drawing (shapes.py) changes so cached data sets are regenerated
 
-__all__ = ["SHAPES", "CLASS_NAMES", "PRESETS", "generate_synthetic_voc", "ensure_synthetic_voc",
-           "synthetic_is_complete", "render_sample", "render_voc_sample"]
+__all__ = ["SyntheticVOC", "SHAPES", "CLASS_NAMES", "PRESETS", "generate_synthetic_voc",
+           "ensure_synthetic_voc", "synthetic_is_complete", "render_sample", "render_voc_sample"]
 
 # preset -> (class names, renderer(seed, index, min_size, max_size), writes trainaug)
 PRESETS = {
@@ -203,3 +206,33 @@ def _locked(path):
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+class SyntheticVOC(PascalVOC):
+    """``PascalVOC`` on the synthetic set under ``dataset_root``, generated on first use.
+
+    ``synthetic``: the generation parameters (``ensure_synthetic_voc``'s keywords: ``preset``,
+    ``seed``, ``num_train``, ``num_val``, ``min_size``, ``max_size``) as a dict or a
+    dataclass; an unknown key is a DataError listing the valid ones.
+    """
+
+    MODES = {mode: "SegmentationClass" for mode in ("train", "val", "trainval")}
+    MODES["trainaug"] = "SegmentationClassAug"  # preset voc only
+    CLASSES = CLASS_NAMES
+
+    def __init__(self, dataset_root, mode="train", transforms=None, num_classes=None,
+                 class_names=None, ignore_index=IGNORE_INDEX, synthetic=None):
+        super().__init__(_generated(dataset_root, synthetic), mode, transforms, num_classes,
+                         class_names, ignore_index)
+
+
+def _generated(root, synthetic):
+    if synthetic is not None and not isinstance(synthetic, dict):
+        synthetic = {k: getattr(synthetic, k) for k in synthetic.__dataclass_fields__}
+    options = {k: v for k, v in (synthetic or {}).items() if v is not None}
+    valid = [p for p in inspect.signature(ensure_synthetic_voc).parameters if p != "root"]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise DataError(f"dataset 'synthetic' options: unknown key(s) {unknown}; valid keys: "
+                        f"{valid}")
+    return ensure_synthetic_voc(root, **options)

@@ -17,15 +17,12 @@ import inspect
 import cv2
 import numpy as np
 
+from paddle_fcn.errors import Problem
 from paddle_fcn.normalization import IMAGENET, as_normalization, mean_pixel, normalize_image
 
 __all__ = ["Compose", "RandomScale", "RandomCrop", "RandomHorizontalFlip",
            "PhotometricDistortion", "Resize", "Normalize", "TRANSFORMS", "build_transforms",
-           "IMAGENET_MEAN", "IMAGENET_STD"]
-
-IMAGENET_MEAN = IMAGENET["mean"]
-IMAGENET_STD = IMAGENET["std"]
-
+           "spec_problem"]
 
 def _size_wh(size, name):
     """int or [w, h] -> (w, h) of positive ints."""
@@ -207,7 +204,8 @@ class Normalize:
     order applies to each group of three.
     """
 
-    def __init__(self, mean=IMAGENET_MEAN, std=IMAGENET_STD, scale=255.0, channel_order="RGB"):
+    def __init__(self, mean=IMAGENET["mean"], std=IMAGENET["std"], scale=IMAGENET["scale"],
+                 channel_order=IMAGENET["channel_order"]):
         self.norm = as_normalization({"mean": np.asarray(mean, np.float64).reshape(-1),
                                       "std": np.asarray(std, np.float64).reshape(-1),
                                       "scale": scale, "channel_order": channel_order},
@@ -237,24 +235,34 @@ TRANSFORMS = {
 }
 
 
-def _build_one(spec, index):
+def spec_problem(spec):
+    """What is wrong with one transform spec (``{"type": name, argument: value...}``) as a
+    ``Problem`` (key ``""``, ``"type"`` or the argument's name), or None when
+    ``TRANSFORMS[name](**arguments)`` can be called."""
     if not isinstance(spec, dict) or "type" not in spec:
-        raise ValueError(f"transforms[{index}] must be a mapping with a 'type' key, got {spec!r}")
-    kwargs = dict(spec)
-    name = kwargs.pop("type")
+        return Problem("", f"each transform must be a mapping with a 'type' key, got {spec!r}")
+    name = spec["type"]
     if name not in TRANSFORMS:
-        raise ValueError(f"transforms[{index}]: unknown transform type {name!r}; valid types: "
-                         f"{', '.join(TRANSFORMS)}")
-    cls = TRANSFORMS[name]
-    valid = [p for p in inspect.signature(cls).parameters]
-    unknown = sorted(set(kwargs) - set(valid))
-    if unknown:
-        raise ValueError(f"transforms[{index}] {name}: unknown key(s) {unknown}; valid keys: "
-                         f"{valid}")
-    try:
-        return cls(**kwargs)
-    except TypeError as e:  # a required key is missing
-        raise ValueError(f"transforms[{index}] {name}: {e}; valid keys: {valid}") from None
+        return Problem("type", f"unknown transform type {name!r}; valid types: "
+                               f"{', '.join(TRANSFORMS)}", name, tuple(TRANSFORMS))
+    params = inspect.signature(TRANSFORMS[name]).parameters
+    for arg in spec:
+        if arg != "type" and arg not in params:
+            return Problem(arg, f"unknown argument for {name}; valid: "
+                                f"{', '.join(params) or '(none)'}", arg, tuple(params))
+    missing = [p.name for p in params.values() if p.default is p.empty and p.name not in spec]
+    if missing:
+        return Problem("", f"{name} needs {', '.join(missing)}")
+    return None
+
+
+def _build_one(spec, index):
+    problem = spec_problem(spec)
+    if problem is not None:
+        raise ValueError(f"transforms[{index}]{'.' + problem.key if problem.key else ''}: "
+                         f"{problem.message}")
+    kwargs = dict(spec)
+    return TRANSFORMS[kwargs.pop("type")](**kwargs)
 
 
 def build_transforms(specs, normalization=None, ignore_index=255):

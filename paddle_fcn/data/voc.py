@@ -25,26 +25,18 @@ import os
 import numpy as np
 import paddle
 
-from paddle_fcn.data.io import DataError, read_image, read_label
+from paddle_fcn.data.io import read_image, read_label
+from paddle_fcn.data.lists import read_class_names, read_list_file
+from paddle_fcn.errors import DataError, check_num_classes
 from paddle_fcn.data.palette import VOC_CLASSES
 from paddle_fcn.data.transforms import Normalize
 
-__all__ = ["SegDataset", "PascalVOC", "ListDataset", "collate_fn", "collate", "read_class_names",
-           "zero_ignored_lut"]
+__all__ = ["SegDataset", "PascalVOC", "ListDataset", "collate_fn", "zero_ignored_lut"]
 
 IGNORE_INDEX = 255
 # Splits shipped with the package (mode -> file): the FCN reference split, see splits/README.md.
 PACKAGE_SPLITS = {"seg11valid": os.path.join(os.path.dirname(__file__), "splits",
                                              "pascal_seg11valid.txt")}
-
-
-def read_class_names(path):
-    """Class names from a ``labels.txt`` (one per line, blank lines skipped)."""
-    with open(path, encoding="utf-8") as f:
-        names = [line.strip() for line in f if line.strip()]
-    if not names:
-        raise DataError(f"class name file {path} is empty; write one class name per line")
-    return names
 
 
 def _resolve_class_names(num_classes, class_names, labels_txt, default=None):
@@ -60,8 +52,7 @@ def _resolve_class_names(num_classes, class_names, labels_txt, default=None):
             raise DataError("num_classes is not set and no class names are available "
                             f"(no {labels_txt or 'labels.txt'}); set num_classes")
         num_classes = len(class_names)
-    if not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-        raise DataError(f"num_classes must be a positive integer, got {num_classes!r}")
+    check_num_classes(num_classes, DataError)
     if class_names is None:
         class_names = [f"class_{i}" for i in range(num_classes)]
     if len(class_names) != num_classes:
@@ -91,6 +82,29 @@ class SegDataset(paddle.io.Dataset):
 
     label_map = None
     channels = 3  # image channels after the transforms (NYUDv2 RGB-HHA: 6)
+    CLASSES = None  # the type's own class names (None: class_i), unless labels.txt says
+
+    MODES = ("train", "val")  # the splits (a dict: split -> label folder)
+    CHOICES = {}  # constructor option -> its allowed values (SIFTFlow: head)
+
+    @classmethod
+    def labels_file(cls, dataset_root):
+        """The ``labels.txt`` a data set of this type under ``dataset_root`` takes its class
+        names from (None: none, or the folder is not there)."""
+        return None
+
+    @classmethod
+    def check_choice(cls, option, value):
+        """DataError unless ``value`` is allowed for ``option`` (``mode`` or a CHOICES key)."""
+        allowed = cls.MODES if option == "mode" else cls.CHOICES[option]
+        if value not in allowed:
+            raise DataError(f"{cls.__name__} {option} {value!r} is not one of "
+                            f"{', '.join(allowed)}")
+
+    def _open(self, dataset_root, mode):
+        """Check ``mode`` and set ``self.root`` (absolute) and ``self.mode``."""
+        self.check_choice("mode", mode)
+        self.root, self.mode = os.path.abspath(os.fspath(dataset_root)), mode
 
     def __init__(self, files, transforms, num_classes, class_names, ignore_index=IGNORE_INDEX,
                  source="the file list"):
@@ -164,11 +178,8 @@ class PascalVOC(SegDataset):
 
     def __init__(self, dataset_root, mode="train", transforms=None, num_classes=None,
                  class_names=None, ignore_index=IGNORE_INDEX):
-        kind = type(self).__name__
-        if mode not in self.MODES:
-            raise DataError(f"{kind} mode {mode!r} is not one of {', '.join(self.MODES)}")
+        self._open(dataset_root, mode)
         self.root = find_voc_root(dataset_root, self.FOLDER, self.WHAT)
-        self.mode = mode
         split = PACKAGE_SPLITS.get(mode) or os.path.join(self.root, "ImageSets", self.SPLIT_DIR,
                                                          f"{mode}.txt")
         files = self._read_split(split, self.MODES[mode])
@@ -177,27 +188,25 @@ class PascalVOC(SegDataset):
         super().__init__(files, transforms, num_classes, class_names, ignore_index,
                          source=f"split file {split}")
 
+    @classmethod
+    def labels_file(cls, dataset_root):
+        try:
+            return os.path.join(find_voc_root(dataset_root, cls.FOLDER, cls.WHAT), "labels.txt")
+        except DataError:  # no data here (an export on another machine): no labels.txt
+            return None
+
     def _read_split(self, split, label_dir):
-        if not os.path.isfile(split):
-            hint = (" (SBD: put trainaug.txt there and the labels in SegmentationClassAug/)"
-                    if self.mode == "trainaug" else "")
-            raise DataError(f"split file not found: {split}{hint}")
+        if self.mode == "trainaug" and not os.path.isfile(split):
+            raise DataError(f"split file not found: {split} (SBD: put trainaug.txt there and "
+                            f"the labels in SegmentationClassAug/)")
         files = []
-        with open(split, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                parts = line.split()
-                if not parts:
-                    continue
-                if len(parts) == 1:
-                    files.append((os.path.join(self.root, "JPEGImages", parts[0] + ".jpg"),
-                                  os.path.join(self.root, label_dir, parts[0] + ".png")))
-                elif len(parts) == 2:
-                    files.append(tuple(os.path.join(self.root, p.lstrip("/")) for p in parts))
-                else:
-                    raise DataError(f"{split} line {lineno}: expected an image id or "
-                                    f"'image_path label_path', got {line.strip()!r}")
-        if not files:
-            raise DataError(f"split file {split} is empty; it must list one image id per line")
+        for _, parts in read_list_file(split, (1, 2), "an image id or 'image_path label_path'",
+                                       what="split file"):
+            if len(parts) == 1:
+                files.append((os.path.join(self.root, "JPEGImages", parts[0] + ".jpg"),
+                              os.path.join(self.root, label_dir, parts[0] + ".png")))
+            else:
+                files.append(tuple(os.path.join(self.root, p.lstrip("/")) for p in parts))
         return files
 
 
@@ -209,6 +218,10 @@ class ListDataset(SegDataset):
     with ``#`` are skipped. ``class_names`` default to ``dataset_root/labels.txt`` if present.
     """
 
+    @classmethod
+    def labels_file(cls, dataset_root):
+        return os.path.join(os.path.abspath(os.fspath(dataset_root)), "labels.txt")
+
     def __init__(self, dataset_root, file_list, transforms=None, num_classes=None,
                  class_names=None, ignore_index=IGNORE_INDEX):
         self.root = os.path.abspath(os.fspath(dataset_root))
@@ -217,20 +230,11 @@ class ListDataset(SegDataset):
         path = os.path.join(self.root, os.fspath(file_list))
         if not os.path.isfile(path):
             raise DataError(f"file list not found: {file_list} (looked for {path})")
-        files = []
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                parts = line.split()
-                if not parts or parts[0].startswith("#"):
-                    continue
-                if len(parts) != 2:
-                    raise DataError(f"{path} line {lineno}: expected 'image_path label_path' "
-                                    f"separated by whitespace, got {line.strip()!r}")
-                files.append(tuple(os.path.join(self.root, p) for p in parts))
-        if not files:
-            raise DataError(f"file list {path} is empty; add 'image_path label_path' lines")
+        rows = read_list_file(path, (2,), "'image_path label_path' separated by whitespace",
+                              what="file list")
+        files = [tuple(os.path.join(self.root, p) for p in parts) for _, parts in rows]
         num_classes, class_names = _resolve_class_names(
-            num_classes, class_names, os.path.join(self.root, "labels.txt"))
+            num_classes, class_names, self.labels_file(self.root))
         super().__init__(files, transforms, num_classes, class_names, ignore_index,
                          source=f"file list {path}")
 
@@ -258,5 +262,3 @@ def collate_fn(batch, ignore_index=IGNORE_INDEX):
         labels[i, :label.shape[0], :label.shape[1]] = label
     return images, labels
 
-
-collate = collate_fn  # the name used in the data-layer brief; the engine imports collate_fn

@@ -11,14 +11,11 @@ Layout of a run directory (``save_dir``)::
         model.pdparams        and metrics.json (with "iteration"): always a matching pair
     config.yml                the resolved configuration of the run
 
-A directory only ever appears under its final name through ``os.replace`` of a fully written
-and fsync'ed temporary directory, so every ``iter_*`` and ``best_model`` is complete. An
-existing one (``best_model``, or ``iter_N`` saved again after a resume) is first renamed to
-``.old-<best|iter_N>-*``, then the new one is renamed in, then the old one is removed; a kill
-between the two renames leaves only the ``.old-`` copy, which ``recover_interrupted_saves``
-(run at start-up and after every checkpoint) renames back. Files and directories get the
-permissions of ordinary ``open``/``mkdir`` under the process umask (``mkstemp``/``mkdtemp``
-alone would make them owner-only), so a run on shared storage is readable by the group.
+Each ``iter_*`` and ``best_model`` directory is written by ``paddle_fcn.fileio.atomic_dir``,
+so it only ever appears complete. An existing one (``best_model``, or ``iter_N`` saved again
+after a resume) is swapped out through ``.old-<best|iter_N>-*``; a kill between the two
+renames leaves only the ``.old-`` copy, which ``recover_interrupted_saves`` (run at start-up
+and after every checkpoint) renames back.
 """
 import json
 import math
@@ -26,124 +23,20 @@ import os
 import pickle
 import random
 import re
-import secrets
 import shutil
-import tempfile
-import threading
 
 import numpy as np
 import paddle
 
+from paddle_fcn.errors import CheckpointError
+from paddle_fcn.fileio import atomic_dir, restore_old_dirs
 from paddle_fcn.models.origin import (NORMALIZATION_KEY, check_stored_normalization,
                                       model_state_dict)
 
-__all__ = ["save_checkpoint", "load_checkpoint", "find_latest", "atomic_save",
-           "atomic_write_text", "save_best_model", "read_best_metrics",
-           "recover_interrupted_saves", "CheckpointError"]
+__all__ = ["save_checkpoint", "load_checkpoint", "find_latest", "save_best_model",
+           "read_best_metrics", "recover_interrupted_saves", "CheckpointError"]
 
 _ITER_DIR = re.compile(r"^iter_(\d+)$")
-_OLD_DIR = re.compile(r"^\.old-(best|iter_\d+)-[0-9a-f]+$")
-_UMASK_LOCK = threading.Lock()
-
-
-class CheckpointError(ValueError):
-    """A checkpoint path that cannot be resumed from; the message names the path."""
-
-def _fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path):
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())
-
-
-def _umask():
-    """The process umask, read from /proc (Linux >= 4.7) or else set and restored under a
-    lock (a file another thread creates in that instant gets the stricter 077, never looser)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    with _UMASK_LOCK:
-        mask = os.umask(0o077)
-        os.umask(mask)
-    return mask
-
-
-def _share(path):
-    """chmod a ``mkstemp`` file to 0666 or a ``mkdtemp`` directory to 0777, less the umask."""
-    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~_umask())
-
-
-def atomic_save(obj, path):
-    """``paddle.save(obj, path)`` through a temporary file and ``os.replace``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    os.close(fd)
-    try:
-        paddle.save(obj, tmp)
-        _fsync_file(tmp)
-        _share(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    _fsync_dir(folder)
-
-
-def atomic_write_text(text, path):
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        _share(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _write_dir(save_dir, name, write):
-    """Create ``save_dir/name`` atomically: ``write(tmp_dir)`` fills a temporary directory.
-
-    An existing ``name`` is swapped out (see the module docstring), never deleted first.
-    """
-    os.makedirs(save_dir, exist_ok=True)
-    best = name == "best_model"
-    tmp = tempfile.mkdtemp(prefix=".tmp-best-" if best else ".tmp-iter-", dir=save_dir)
-    final = os.path.join(save_dir, name)
-    try:
-        write(tmp)
-        for entry in os.listdir(tmp):
-            _fsync_file(os.path.join(tmp, entry))
-        _share(tmp)
-        old = None
-        if os.path.exists(final):
-            old = os.path.join(save_dir, f".old-{'best' if best else name}-"
-                                         f"{secrets.token_hex(4)}")
-            os.rename(final, old)
-        os.replace(tmp, final)
-        _fsync_dir(save_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
-    return final
 
 
 def save_best_model(save_dir, state_dict, metrics):
@@ -160,7 +53,7 @@ def save_best_model(save_dir, state_dict, metrics):
         with open(os.path.join(tmp, "metrics.json"), "w") as f:
             f.write(text)
 
-    return _write_dir(save_dir, "best_model", write)
+    return atomic_dir(save_dir, "best_model", write, tmp_tag="best", old_tag="best")
 
 
 def read_best_metrics(save_dir):
@@ -189,21 +82,9 @@ def recover_interrupted_saves(save_dir):
     removed, as are ``.tmp-iter-*`` / ``.tmp-best-*`` directories (killed while writing).
     Run by rank 0 only, with no save in progress. A missing ``save_dir`` is fine.
     """
-    if not os.path.isdir(save_dir):
-        return
-    for name in sorted(os.listdir(save_dir)):
-        path = os.path.join(save_dir, name)
-        old = _OLD_DIR.match(name)
-        if old:
-            tag = old.group(1)
-            final = os.path.join(save_dir, "best_model" if tag == "best" else tag)
-            if os.path.exists(final):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                os.rename(path, final)
-                _fsync_dir(save_dir)
-        elif name.startswith((".tmp-iter-", ".tmp-best-")) and os.path.isdir(path):
-            shutil.rmtree(path, ignore_errors=True)
+    restore_old_dirs(save_dir, r"best|iter_\d+",
+                     lambda tag: "best_model" if tag == "best" else tag,
+                     tmp_prefixes=(".tmp-iter-", ".tmp-best-"))
 
 
 def _name_maps(model):
@@ -240,7 +121,8 @@ def save_checkpoint(save_dir, iteration, model, optimizer, extra, keep_max):
         with open(os.path.join(tmp, "state.pkl"), "wb") as f:
             pickle.dump(state, f)
 
-    final = _write_dir(save_dir, f"iter_{iteration:06d}", write)
+    name = f"iter_{iteration:06d}"
+    final = atomic_dir(save_dir, name, write, tmp_tag="iter", old_tag=name)
     _prune(save_dir, keep_max)
     return final
 

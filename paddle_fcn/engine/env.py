@@ -1,30 +1,11 @@
-"""Device, seed and process-group setup shared by training, evaluation and tools."""
+"""Seeds and the process group of a training run (the device: ``paddle_fcn.device``)."""
 import random
 
 import numpy as np
 import paddle
 import paddle.distributed as dist
 
-__all__ = ["setup_device", "seed_everything", "world_info"]
-
-
-def setup_device(device="auto"):
-    """Select ``gpu`` when requested or available, else ``cpu``; returns the device string.
-
-    CPU threads are set by ``paddle_fcn.runtime`` before paddle is imported (Paddle's own
-    default is one thread, 2-5x slower here).
-    """
-    if device not in ("auto", "cpu", "gpu"):
-        raise ValueError(f"device must be auto, cpu or gpu, got {device!r}")
-    has_gpu = paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
-    if device == "gpu" and not has_gpu:
-        raise RuntimeError("--device gpu: this Paddle build has no usable GPU "
-                           "(install paddlepaddle-gpu, see README) ")
-    name = "gpu" if (device == "gpu" or (device == "auto" and has_gpu)) else "cpu"
-    if name == "gpu":
-        name = f"gpu:{dist.ParallelEnv().dev_id}"
-    paddle.set_device(name)
-    return name
+__all__ = ["seed_everything", "world_info"]
 
 
 def seed_everything(seed):

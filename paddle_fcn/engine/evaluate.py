@@ -1,4 +1,5 @@
-"""Evaluation over a whole split: one confusion matrix, the paper's four metrics (SPEC §9)."""
+"""Evaluation over a whole split: one confusion matrix, the paper's four metrics
+(docs/design.md#metrics)."""
 import time
 from dataclasses import dataclass, field
 from typing import Optional
@@ -8,13 +9,12 @@ import paddle
 import paddle.distributed as dist
 from tqdm import tqdm
 
-from paddle_fcn.data.io import DataError
+from paddle_fcn.errors import DataError
 from paddle_fcn.data.loader import sample_name
-from paddle_fcn.engine.infer import predict_probs
+from paddle_fcn.inference.tta import predict_probs
 from paddle_fcn.metrics import ConfusionMatrix, SegMetrics
 
-__all__ = ["EvalResult", "evaluate", "load_trained_model", "apply_configured_normalization",
-           "metrics_dict"]
+__all__ = ["EvalResult", "evaluate", "metrics_dict"]
 
 
 @dataclass
@@ -106,79 +106,6 @@ def evaluate(model, dataset, num_classes, test_cfg=None, ignore_index=255, keep_
     per_head = {name: cm.compute() for name, cm in totals.items() if name is not None}
     return EvalResult(metrics=first.compute(), samples=samples, seconds=time.time() - start,
                       matrix=first.matrix, heads=per_head)
-
-
-def load_trained_model(cfg, model_path):
-    """The config's model with trained weights from ``model_path`` (a ``model.pdparams``, a
-    ``best_model/`` or ``iter_N/`` directory), in eval mode. No ImageNet or staged
-    initialisation: the file holds every weight, and a mismatch is a WeightsError naming it."""
-    from paddle_fcn.config import resolve_num_classes
-    from paddle_fcn.models import build_model
-    from paddle_fcn.models.weights import load_model_weights
-
-    model = build_model(cfg.model.type, resolve_num_classes(cfg, None), **cfg.model.options)
-    load_model_weights(model, model_path)
-    apply_configured_normalization(model, cfg, model_path)
-    model.eval()
-    return model
-
-
-def apply_configured_normalization(model, cfg, weights):
-    """Reconcile ``cfg.model.normalization`` with the model's, which its weights file
-    ``weights`` set (None: random weights). Unset in the config: the weights' stays. Set and
-    no weights: it is applied. Set and contradicting the weights': ``ConfigError``, since the
-    weights only work with the input they were trained on."""
-    from paddle_fcn.config import ConfigError
-    from paddle_fcn.models.origin import set_normalization
-    from paddle_fcn.normalization import describe, same_normalization
-
-    configured = cfg.model.normalization
-    if configured is None:
-        return
-    if not weights:
-        set_normalization(model, configured)
-    elif not same_normalization(configured, model.normalization):
-        raise ConfigError(
-            f"model.normalization: the config says {describe(configured)} but the weights "
-            f"{weights} were trained with {describe(model.normalization)} input "
-            f"normalization; remove model.normalization (it comes with the weights) or load "
-            f"other weights")
-
-
-def run_eval(cfg, model_path, check_data=True, model=None):
-    """``tools/eval.py``: evaluate ``model_path`` on ``cfg.val_dataset``; returns metrics dict.
-
-    ``model``: evaluate this instead of the eager model of ``model_path`` (a callable
-    ``N x 3 x H x W -> N x C x H x W`` scores with ``normalization``, e.g. an exported model
-    run by the Predictor at some precision: ``inference.segmenter.load_scorer``).
-
-    With ``check_data`` every file is read once first (``check_dataset``): bad labels stop
-    the run with a DataError listing the files before any image is scored. Prints the four
-    metrics and the per-class IoU table.
-    """
-    from paddle_fcn.config import ConfigError, resolve_num_classes
-    from paddle_fcn.data import build_dataset
-    from paddle_fcn.data.check import check_dataset
-    from paddle_fcn.engine.env import setup_device
-
-    if cfg.val_dataset is None:
-        raise ConfigError("val_dataset: the config has none to evaluate on")
-    setup_device(cfg.device)
-    if model is None:
-        model = load_trained_model(cfg, model_path)
-    num_classes = resolve_num_classes(cfg, None)
-    dataset = build_dataset(cfg.val_dataset, model.normalization, num_classes)
-    if check_data:
-        check_dataset(dataset, num_classes).raise_if_failed()
-    result = evaluate(model, dataset, num_classes, cfg.test_config,
-                      ignore_index=cfg.val_dataset.ignore_index)
-    for name, metrics in (result.heads or {None: result.metrics}).items():
-        if name is not None:
-            print(f"head {name}:")
-        print(metrics.format_table(dataset.head_class_names[name] if name else
-                                   dataset.class_names))
-    print(f"{len(dataset)} images in {result.seconds:.1f} s")
-    return metrics_dict(result, dataset)
 
 
 def metrics_dict(result, dataset):

@@ -1,4 +1,4 @@
-"""Per-pixel softmax cross-entropy, the FCN training loss (SPEC §8).
+"""Per-pixel softmax cross-entropy, the FCN training loss (docs/design.md#training-recipe).
 
 The reference FCN nets (fcn.berkeleyvision.org ``net.py``) use Caffe's ``SoftmaxWithLoss`` with
 ``loss_param { ignore_label: 255 normalize: false }`` and compensate with a tiny learning rate

@@ -3,9 +3,9 @@
 Parameter groups (FCN reference solver, fcn.berkeleyvision.org ``net.py``): biases may get twice
 the learning rate and no weight decay (``bias_lr_mult: 2``, ``bias_decay: false``); the
 pretrained backbone may train slower than the new head (``backbone_lr_mult``). Parameters with
-``stop_gradient=True`` (e.g. a frozen backbone stage) are never given to the optimizer, so
-they get neither updates nor weight decay. Frozen bilinear upsamplers (SPEC §5) have no
-parameter at all.
+``stop_gradient=True`` (e.g. a frozen backbone stage) are never given to the optimizer, so they
+get neither updates nor weight decay. Frozen bilinear upsamplers (docs/design.md#initialisation)
+have no parameter at all.
 """
 import math
 

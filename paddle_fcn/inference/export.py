@@ -18,6 +18,7 @@ Every export is checked: the saved graph, reloaded, must reproduce the eager mod
 odd-sized input (37 x 53) or ``ExportError`` says by how much it does not; an export at
 precision bf16 or int8 (``inference/precision.py``) is also run at that precision and compared.
 """
+import itertools
 import os
 import shutil
 import tempfile
@@ -26,24 +27,20 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
-import yaml
 
-from paddle_fcn.engine.checkpoint import atomic_write_text
-from paddle_fcn.inference.precision import OPT_CACHE, PRECISIONS, check_precision
-from paddle_fcn.normalization import as_normalization
+from paddle_fcn.device import use_gpu
+from paddle_fcn.errors import ExportError, PrecisionError
+from paddle_fcn.fileio import atomic_write_text
+from paddle_fcn.inference.bundle import (DEPLOY_FILE, OUTPUT_OPS, PREFIX, deploy_text,
+                                         model_files, read_deploy_info)
+from paddle_fcn.inference.precision import OPT_CACHE, check_precision, compare_outputs
+from paddle_fcn.inference.predictor import Predictor
 
 __all__ = ["OUTPUT_OPS", "ExportError", "OutputOp", "export_model", "read_deploy_info",
            "model_files", "export_onnx", "ONNX_HINT"]
 
-OUTPUT_OPS = ("none", "argmax", "softmax")
-DEPLOY_FILE = "deploy.yml"
-PREFIX = "model"
 CHECK_SIZE = (37, 53)  # odd H x W: exercises the pad-to-32 and crop paths of the models
 ONNX_HINT = "ONNX export needs paddle2onnx (>= 2.0 for Paddle 3 models): pip install paddle2onnx"
-
-
-class ExportError(RuntimeError):
-    """Export failed or produced a graph that disagrees with the eager model."""
 
 
 class OutputOp(nn.Layer):
@@ -64,73 +61,6 @@ class OutputOp(nn.Layer):
         if self.output_op == "softmax":
             return F.softmax(logits, axis=1)
         return logits
-
-
-def model_files(model_dir):
-    """``(graph file, params file)`` of an export directory; ``ExportError`` names what is
-    missing."""
-    params = os.path.join(model_dir, PREFIX + ".pdiparams")
-    for graph in (PREFIX + ".json", PREFIX + ".pdmodel"):
-        graph = os.path.join(model_dir, graph)
-        if os.path.isfile(graph) and os.path.isfile(params):
-            return graph, params
-    raise ExportError(f"{model_dir} is not an exported model: it needs {PREFIX}.json (or "
-                      f"{PREFIX}.pdmodel) and {PREFIX}.pdiparams, written by tools/export.py")
-
-
-def read_deploy_info(model_dir):
-    """The ``deploy.yml`` of an export directory as a dict (keys: model_type, num_classes,
-    class_names, normalization {mean, std, scale, channel_order}, output_op, input, output)."""
-    path = os.path.join(model_dir, DEPLOY_FILE)
-    if not os.path.isfile(path):
-        raise ExportError(f"{model_dir} has no {DEPLOY_FILE}: not an export of tools/export.py, "
-                          f"or the export was interrupted; export the model again")
-    with open(path, encoding="utf-8") as f:
-        info = yaml.safe_load(f)
-    missing = [k for k in ("num_classes", "class_names", "normalization", "output_op")
-               if not isinstance(info, dict) or k not in info]
-    if missing:
-        raise ExportError(f"{path}: missing key(s) {', '.join(missing)}; export the model again")
-    try:
-        info["normalization"] = as_normalization(info["normalization"], f"{path}: normalization")
-    except ValueError as e:
-        raise ExportError(f"{e}; export the model again") from None
-    if info["output_op"] not in OUTPUT_OPS:
-        raise ExportError(f"{path}: output_op {info['output_op']!r} is not one of "
-                          f"{', '.join(OUTPUT_OPS)}")
-    info.setdefault("precision", "fp32")  # exports written before precision existed
-    if info["precision"] not in PRECISIONS:
-        raise ExportError(f"{path}: precision {info['precision']!r} is not one of "
-                          f"{', '.join(PRECISIONS)}")
-    return info
-
-
-def _deploy_text(model_type, num_classes, class_names, normalization, output_op,
-                 precision="fp32"):
-    out = {"none": "logits, float32 N x C x H x W",
-           "softmax": "class probabilities, float32 N x C x H x W",
-           "argmax": "class indices, int32 N x H x W"}[output_op]
-    norm = _normalization_record(normalization)
-    info = {
-        "model_type": model_type,
-        "num_classes": int(num_classes),
-        "class_names": [str(n) for n in class_names],
-        "normalization": norm,
-        "output_op": output_op,
-        "precision": precision,
-        "input": f"float32 N x 3 x H x W: {norm['channel_order']} pixels / scale, then "
-                 f"(x - mean) / std per channel",
-        "output": out,
-        "paddle_version": paddle.__version__,
-    }
-    return ("# paddle_fcn export: read by paddle_fcn.inference.Predictor and tools/predict.py\n"
-            + yaml.safe_dump(info, sort_keys=False, default_flow_style=None))
-
-
-def _normalization_record(normalization):
-    norm = as_normalization(normalization)
-    return {"mean": list(norm["mean"]), "std": list(norm["std"]), "scale": norm["scale"],
-            "channel_order": norm["channel_order"]}
 
 
 def _check_input():
@@ -187,9 +117,8 @@ def export_model(model, save_dir, output_op="none", class_names=None, model_type
     names = list(class_names) if class_names else [f"class_{i}" for i in range(num_classes)]
     if len(names) != num_classes:
         raise ExportError(f"{len(names)} class names for a model with {num_classes} classes")
-    from paddle_fcn.inference.predictor import _use_gpu
 
-    check_precision(precision, _use_gpu(device))  # before any work: fails fast on this device
+    check_precision(precision, use_gpu(device))  # before any work: fails fast on this device
     wrapper = OutputOp(model, output_op)
     wrapper.eval()
     os.makedirs(save_dir, exist_ok=True)
@@ -203,7 +132,7 @@ def export_model(model, save_dir, output_op="none", class_names=None, model_type
             raise ExportError(f"paddle.jit.save of {type(model).__name__} failed: "
                               f"{type(e).__name__}: {e}") from e
         _check_export(wrapper, path, output_op)
-        atomic_write_text(_deploy_text(model_type, num_classes, names, model.normalization,
+        atomic_write_text(deploy_text(model_type, num_classes, names, model.normalization,
                                        output_op, precision), os.path.join(staging, DEPLOY_FILE))
         if precision != "fp32":
             _check_precision(wrapper, staging, output_op, precision, device, calibration)
@@ -216,8 +145,6 @@ def export_model(model, save_dir, output_op="none", class_names=None, model_type
 def _check_precision(wrapper, folder, output_op, precision, device, calibration):
     """Run the export in ``folder`` as deployed at ``precision`` (int8: calibrated first) and
     compare it with the eager fp32 model on the check input."""
-    from paddle_fcn.inference.precision import calibrate, compare_outputs
-    from paddle_fcn.inference.predictor import Predictor
 
     if precision == "int8":
         calibrate(folder, calibration, device)
@@ -277,3 +204,21 @@ def export_onnx(model_dir, opset_version=11):
         raise ExportError(f"paddle2onnx could not convert {graph}: {type(e).__name__}: {e}") \
             from e
     return save_file
+
+
+def calibrate(model_dir, batches, device="gpu"):
+    """Run ``batches`` (``1 x 3 x H x W`` float32 arrays) through an int8 predictor of
+    ``model_dir`` so that TensorRT writes its calibration table to ``model_dir/_opt_cache``.
+    Returns the number of batches. ``PrecisionError`` when there are none."""
+    batches = iter(batches)
+    first = next(batches, None)
+    if first is None:
+        raise PrecisionError("int8 calibration got no images: it needs at least one "
+                             "(--calib_images N, a few hundred training images)")
+    predictor = Predictor(model_dir, device, precision="int8")
+    count = 0
+    for batch in itertools.chain([first], batches):
+        predictor.predict(batch)
+        count += 1
+    del predictor  # TensorRT writes the table when the engine is released
+    return count

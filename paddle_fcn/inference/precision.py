@@ -24,17 +24,19 @@ developed on): TensorRT's calibration runs at export over ``calib_images`` train
 and leaves its table in ``_opt_cache/`` of the export, which the predictor reads.
 """
 import dataclasses
-import itertools
 import os
 
 import numpy as np
 import paddle
 
+from paddle_fcn.config.schema import CHOICES
+from paddle_fcn.errors import PrecisionError
+
 __all__ = ["PRECISIONS", "PrecisionError", "bf16_missing", "cpu_flags", "check_precision",
-           "configure_precision", "calibrate", "calibration_images", "compare_outputs",
+           "configure_precision", "calibration_images", "compare_outputs",
            "simulate_int8", "INT8_CPU"]
 
-PRECISIONS = ("fp32", "bf16", "int8")
+PRECISIONS = CHOICES["export.precision"]
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 OPT_CACHE = "_opt_cache"  # TensorRT engine and calibration table, inside the export
 # TensorRT dynamic shapes of the input x (N x 3 x H x W): min, max, opt.
@@ -55,8 +57,6 @@ INT8_CPU = (
     "with TensorRT; details in docs/performance.md")
 
 
-class PrecisionError(ValueError):
-    """A precision this device cannot run, or an unusable calibration request."""
 
 
 def cpu_flags(path="/proc/cpuinfo"):
@@ -129,26 +129,6 @@ def configure_precision(config, precision, gpu, model_dir):
         config.set_optim_cache_dir(os.path.join(model_dir, OPT_CACHE))
         low, high, opt = TRT_SHAPES
         config.set_trt_dynamic_shape_info({"x": low}, {"x": high}, {"x": opt})
-
-
-def calibrate(model_dir, batches, device="gpu"):
-    """Run ``batches`` (``1 x 3 x H x W`` float32 arrays) through an int8 predictor of
-    ``model_dir`` so that TensorRT writes its calibration table to ``model_dir/_opt_cache``.
-    Returns the number of batches. ``PrecisionError`` when there are none."""
-    from paddle_fcn.inference.predictor import Predictor
-
-    batches = iter(batches)
-    first = next(batches, None)
-    if first is None:
-        raise PrecisionError("int8 calibration got no images: it needs at least one "
-                             "(--calib_images N, a few hundred training images)")
-    predictor = Predictor(model_dir, device, precision="int8")
-    count = 0
-    for batch in itertools.chain([first], batches):
-        predictor.predict(batch)
-        count += 1
-    del predictor  # TensorRT writes the table when the engine is released
-    return count
 
 
 def calibration_images(cfg, normalization, count):

@@ -27,20 +27,20 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from paddle_fcn.data.io import DataError, read_image, write_image, write_label
+from paddle_fcn.errors import DataError, PredictError
+from paddle_fcn.data.lists import read_list_file
+from paddle_fcn.data.io import read_image, write_image, write_label
 from paddle_fcn.data.palette import colorize
 from paddle_fcn.inference.visualize import legend_image, overlay
 from paddle_fcn.normalization import normalize_image
 
 __all__ = ["IMAGE_EXTENSIONS", "PredictError", "PredictSummary", "collect_images",
-           "normalize", "predict_images", "aggregates"]
+           "predict_images", "aggregates"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MASK_DIR, OVERLAY_DIR, LEGEND_DIR = "pseudo_color_prediction", "added_prediction", "legend"
 
 
-class PredictError(ValueError):
-    """An input path, list file or option that predict cannot use; the message names it."""
 
 
 @dataclass
@@ -67,20 +67,17 @@ def _folder_images(folder):
 
 
 def _list_images(list_file):
+    """The images of a list file: the first field of each line (a PaddleSeg file list's label
+    column is ignored), relative to the list's folder."""
     base, items = os.path.dirname(os.path.abspath(list_file)), []
-    with open(list_file, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts or parts[0].startswith("#"):
-                continue
-            path = parts[0] if os.path.isabs(parts[0]) else os.path.join(base, parts[0])
-            if not _is_image(path):
-                raise PredictError(f"{list_file} line {number}: {parts[0]!r} is not an image "
-                                   f"file ({', '.join(IMAGE_EXTENSIONS)})")
-            rel = os.path.relpath(path, base)
-            items.append((path, os.path.basename(path) if rel.startswith(os.pardir) else rel))
-    if not items:
-        raise PredictError(f"--image_path {list_file}: the list file names no images")
+    for number, parts in read_list_file(list_file, (1, 2), "'image_path [label_path]'",
+                                        PredictError, what="--image_path list file"):
+        path = parts[0] if os.path.isabs(parts[0]) else os.path.join(base, parts[0])
+        if not _is_image(path):
+            raise PredictError(f"{list_file} line {number}: {parts[0]!r} is not an image "
+                               f"file ({', '.join(IMAGE_EXTENSIONS)})")
+        rel = os.path.relpath(path, base)
+        items.append((path, os.path.basename(path) if rel.startswith(os.pardir) else rel))
     return items
 
 
@@ -115,13 +112,6 @@ def collect_images(image_path):
     return [(image_path, os.path.basename(image_path))]
 
 
-def normalize(image, normalization):
-    """RGB uint8 ``H x W x 3`` -> ``1 x 3 x H x W`` float32 network input with the model's
-    ``normalization`` (``paddle_fcn.normalization.normalize_image``, as training's
-    ``Normalize``: channel order, scale, mean, std)."""
-    return normalize_image(image, normalization)[None]
-
-
 def aggregates(test_cfg):
     """Whether ``test_cfg`` asks for more than one whole-image pass (slide, flip, scales)."""
     if test_cfg is None:
@@ -141,7 +131,7 @@ def _outputs(save_dir, rel):
 def predict_one(segmenter, path, rel, save_dir, with_legend=False):
     """Predict one image and write its outputs; returns the mask path."""
     image = read_image(path, exif=True)  # a photo as viewers show it (EXIF orientation)
-    label = segmenter.labels(normalize(image, segmenter.normalization))[0]
+    label = segmenter.labels(normalize_image(image, segmenter.normalization)[None])[0]
     mask_path, overlay_path, legend_path = _outputs(save_dir, rel)
     write_label(mask_path, label.astype(np.uint8))
     colours = colorize(label)
@@ -151,11 +141,13 @@ def predict_one(segmenter, path, rel, save_dir, with_legend=False):
     return mask_path
 
 
-def predict_images(segmenter, image_path, save_dir, with_legend=False, progress=True):
+def predict_images(segmenter, image_path, save_dir, with_legend=False, progress=True,
+                   log=None):
     """Predict every image of ``image_path`` (see ``collect_images``) into ``save_dir``.
 
-    An unreadable image is reported (path and reason) and skipped; the others are still
-    written. Returns a ``PredictSummary``.
+    An unreadable image is skipped (``summary.failed``: path and reason; ``log``, a callable
+    taking a string, hears of it as it happens); the others are still written. Returns a
+    ``PredictSummary``.
     """
     items = collect_images(image_path)
     if segmenter.num_classes > 256:
@@ -168,7 +160,8 @@ def predict_images(segmenter, image_path, save_dir, with_legend=False, progress=
             mask = predict_one(segmenter, path, rel, save_dir, with_legend)
         except DataError as e:
             summary.failed.append((path, str(e)))
-            tqdm.write(f"skipped: {e}", file=sys.stderr)
+            if log is not None:
+                log(f"skipped: {e}")
             continue
         summary.written.append((path, mask))
     return summary

@@ -1,43 +1,29 @@
 """Running an exported model with Paddle Inference (``paddle.inference``): the fast CPU path.
 
-On CPU the predictor enables oneDNN (MKLDNN) and uses every physical core. Measured on the
-2-core AMD EPYC (Zen 5, AVX-512) this package is developed on, FCN-8s VGG16 at 512 x 512,
-batch 1: 0.50-0.52 s per image, 430-445 GFLOP/s, 90-93 % of the measured FP32 peak, against
-2.4 s for the eager model (``benchmarks/bench_infer.py`` prints the current figures). Two
-things beyond oneDNN get it there: the fixed bilinear upsamplers run as matrix products
-(``BilinearUpsample``), and glibc keeps freed memory for reuse (``retain_memory``).
-Nobody has to ask for this: ``Predictor(model_dir)`` is the fast path.
+On CPU the predictor enables oneDNN (MKLDNN) and uses every physical core; with the fixed
+bilinear upsamplers run as matrix products (``BilinearUpsample``) and glibc keeping freed
+memory for reuse (``retain_memory``) it runs near the CPU's FP32 peak, several times faster
+than the eager model (docs/performance.md#paddle-inference-predictor; ``benchmarks/
+bench_infer.py`` prints the current figures). Nobody has to ask for this:
+``Predictor(model_dir)`` is the fast path.
 
 oneDNN caches its primitives, and with them a copy of the weights reordered for the shape,
-per input shape: measured for FCN-8s VGG16 at VOC sizes, ~0.5 GB more memory for every new
-shape and no limit (1.5 GB after one shape, 3.6 GB after five). ``cache_capacity`` bounds the
-number of shapes kept (default 4: 2.6 GB for VGG16 however many sizes follow); the FCN models
+per input shape, with no limit of its own: ``cache_capacity`` bounds the number of shapes
+kept (the memory this saves: docs/performance.md#paddle-inference-predictor); the FCN models
 pad their input to a multiple of 32, so sizes that pad alike share most primitives. The first
-run at a new shape pays for creating them (~0.2-0.4 s for VGG16 at 500 x 375).
+run at a new shape pays for creating them.
 """
 import os
 
 import numpy as np
 
-from paddle_fcn.inference.export import ExportError, model_files, read_deploy_info
+from paddle_fcn.device import use_gpu
+from paddle_fcn.errors import ExportError
+from paddle_fcn.inference.bundle import model_files, read_deploy_info
 from paddle_fcn.inference.precision import configure_precision
 from paddle_fcn.runtime import physical_cores, retain_freed_memory
 
-__all__ = ["Predictor", "DEVICES"]
-
-DEVICES = ("auto", "cpu", "gpu")
-
-
-def _use_gpu(device):
-    import paddle
-
-    if device not in DEVICES:
-        raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
-    has_gpu = paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
-    if device == "gpu" and not has_gpu:
-        raise ValueError("device 'gpu' requested but this Paddle has no CUDA device; use "
-                         "device 'cpu' or 'auto'")
-    return device == "gpu" or (device == "auto" and has_gpu)
+__all__ = ["Predictor"]
 
 
 class Predictor:
@@ -46,7 +32,7 @@ class Predictor:
     ``device``: ``auto`` (GPU when Paddle has one, else CPU), ``cpu`` or ``gpu``.
     ``threads``: CPU math threads, default ``physical_cores()``. ``cache_capacity``: oneDNN
     shape cache size. ``retain_memory`` (CPU): apply ``runtime.retain_freed_memory`` to this
-    process (~10 % faster, no page faults per pass; resident memory stays at its high-water
+    process (faster, no page faults per pass; resident memory stays at its high-water
     mark; also off with ``PADDLE_FCN_RETAIN_MEMORY=0``). ``precision``: ``fp32`` | ``bf16`` |
     ``int8``, default the export's own (``deploy.yml``); see ``inference/precision.py`` for
     what each runs as on CPU and GPU (``PrecisionError`` when this device cannot). Attributes:
@@ -69,7 +55,7 @@ class Predictor:
         graph, params = model_files(model_dir)
         config = pi.Config(graph, params)
         config.disable_glog_info()
-        gpu = _use_gpu(device)
+        gpu = use_gpu(device)
         if gpu:
             config.enable_use_gpu(256, 0)
             self.device, self.threads = "gpu", None

@@ -2,10 +2,11 @@
 
 ``EagerSegmenter`` runs a dygraph model, ``PredictorSegmenter`` an exported model through
 Paddle Inference. Both honour a ``TestConfig`` (sliding window, flip, scales) through
-``engine.infer.predict_probs``; the exported model then has to output scores
+``tta.predict_probs``; the exported model then has to output scores
 (``output_op`` none or softmax), since class indices cannot be averaged.
 ``load_segmenter`` picks and builds one from a ``--model_path``.
 """
+import contextlib
 import os
 import shutil
 import tempfile
@@ -14,14 +15,18 @@ import warnings
 import numpy as np
 import paddle
 
-from paddle_fcn.engine.evaluate import load_trained_model
-from paddle_fcn.engine.infer import predict_probs
-from paddle_fcn.inference.export import (DEPLOY_FILE, ExportError, export_model,
-                                         model_files)
-from paddle_fcn.inference.predict import PredictError, aggregates
+from paddle_fcn.config import resolve_num_classes
+from paddle_fcn.data import dataset_class_names
+from paddle_fcn.device import setup_device
+from paddle_fcn.errors import ConfigError, ExportError, PredictError
+from paddle_fcn.inference.bundle import DEPLOY_FILE, model_files
+from paddle_fcn.inference.export import export_model
+from paddle_fcn.inference.predict import aggregates
+from paddle_fcn.inference.tta import predict_probs
+from paddle_fcn.models.loading import load_trained_model
 
 __all__ = ["EagerSegmenter", "PredictorSegmenter", "load_segmenter", "load_scorer",
-           "class_names_of", "is_export_dir"]
+           "exported_scorer", "can_export", "class_names_of", "is_export_dir"]
 
 
 class EagerSegmenter:
@@ -91,17 +96,9 @@ class PredictorSegmenter:
 
 
 def class_names_of(cfg, num_classes):
-    """Class names from the config's datasets, the data set type's own names, or class_i."""
-    from paddle_fcn.data import SYNTHETIC_CLASSES, VOC_CLASSES
-
-    for ds in (cfg.val_dataset, cfg.train_dataset):
-        if ds is not None and ds.class_names and len(ds.class_names) == num_classes:
-            return list(ds.class_names)
-    defaults = {"PascalVOC": VOC_CLASSES, "SyntheticVOC": SYNTHETIC_CLASSES}
-    names = defaults.get(cfg.train_dataset.type)
-    if names is not None and len(names) == num_classes:
-        return list(names)
-    return [f"class_{i}" for i in range(num_classes)]
+    """The class names training used (``data.dataset_class_names`` of the training set:
+    the config's, its ``labels.txt``, the type's own), for ``deploy.yml`` and the legend."""
+    return dataset_class_names(cfg.train_dataset, num_classes)
 
 
 def is_export_dir(path):
@@ -190,12 +187,11 @@ def _checkpoint_model(model_path, cfg, device):
     if cfg is None:
         raise PredictError(f"--model_path {model_path} is a training checkpoint, not an export "
                            f"directory (no {DEPLOY_FILE}): pass the training --config too")
-    from paddle_fcn.engine.env import setup_device
     try:
         setup_device(device)
-    except RuntimeError as e:  # --device gpu without a GPU
+    except ConfigError as e:  # --device gpu without a GPU
         raise PredictError(str(e)) from None
-    model = load_trained_model(cfg, model_path)
+    model, _ = load_trained_model(cfg.model, resolve_num_classes(cfg, None), model_path)
     return model, class_names_of(cfg, model.num_classes)
 
 
@@ -210,5 +206,25 @@ def _checkpoint_predictor(model, names, cfg, device, threads, precision):
     folder = _temporary_export(model, names, cfg.model.type, precision, device, calibration)
     try:  # the predictor holds graph and weights in memory once created
         return Predictor(folder, device, threads)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def can_export(model):
+    """Whether ``exported_scorer`` can run ``model``: one output (not a multi-head model) of
+    a 3-channel input (not an RGB-HHA late-fusion model)."""
+    return not getattr(model, "heads", None) and len(model.normalization["mean"]) == 3
+
+
+@contextlib.contextmanager
+def exported_scorer(model, device="auto"):
+    """``model`` as it would be deployed: exported (fp32 scores, checked against the eager
+    model) to a temporary directory and run by a ``Predictor``, as a scorer for
+    ``engine.evaluate``; the directory is removed afterwards. Leaves ``model`` in eval mode."""
+    from paddle_fcn.inference.predictor import Predictor
+
+    folder = _temporary_export(model, None, type(model).__name__, device=device)
+    try:
+        yield _ScoresOf(Predictor(folder, device, retain_memory=False))
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -1,8 +1,8 @@
 """Turning a model into per-pixel class scores for whole images (evaluation and prediction).
 
 Whole-image inference at the original resolution is the paper's protocol (the network accepts
-any H x W, SPEC §2). Sliding-window, horizontal-flip and multi-scale inference are the usual
-toolkit options; they average softmax probabilities.
+any H x W, docs/design.md#any-input-size). Sliding-window, horizontal-flip and multi-scale
+inference are the usual toolkit options; they average softmax probabilities.
 """
 import math
 

@@ -11,8 +11,8 @@ import os
 import numpy as np
 import paddle
 
-from paddle_fcn.models.files import (TORCH_SUFFIXES, WeightsError, from_torchvision,
-                                     read_state_file, to_numpy)
+from paddle_fcn.errors import WeightsError
+from paddle_fcn.models.files import TORCH_SUFFIXES, from_torchvision, read_state_file, to_numpy
 from paddle_fcn.normalization import (CAFFE, IMAGENET, as_normalization, describe,
                                       same_normalization)
 

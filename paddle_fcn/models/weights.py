@@ -19,12 +19,14 @@ without it was trained with ImageNet's, the only one earlier versions knew); Caf
 pytorch-fcn files are Caffe's. Loading sets ``model.normalization`` from the file.
 
 Nothing is half-loaded: every key, shape and dtype is checked before the first value is set.
-The modules, bottom up: ``files`` (reading, ``WeightsError``) -> ``origin`` (normalisation)
+Errors are ``paddle_fcn.errors.WeightsError`` (also importable from here). The modules,
+bottom up: ``files`` (reading) -> ``origin`` (normalisation)
 -> ``load`` (copying into a model) -> ``vgg`` / ``resnet`` / ``reference`` -> ``weights``.
 """
 import os
 
-from paddle_fcn.models.files import TORCH_SUFFIXES, WeightsError, from_torchvision
+from paddle_fcn.errors import WeightsError
+from paddle_fcn.models.files import TORCH_SUFFIXES, from_torchvision
 from paddle_fcn.models.load import check_file_classes, load_weights
 from paddle_fcn.models.origin import read_weights, set_normalization
 from paddle_fcn.models.reference import is_pytorch_fcn, load_reference_weights

@@ -4,7 +4,7 @@
 into ``{key: np.ndarray}`` as the file has it (a checkpoint dict wrapping the weights is
 unwrapped); ``from_torchvision`` translates torchvision's key names and layouts to Paddle's.
 What the file's inputs are (its normalisation) is ``models/origin.py``; copying a state dict
-into a model is ``models/load.py``; which loader a file needs is ``models/weights.py``. Every
+into a model is ``models/state_dict.py``; which loader a file needs is ``models/weights.py``. Every
 error is a ``paddle_fcn.errors.WeightsError`` naming the file.
 """
 import os

@@ -22,7 +22,7 @@ from paddle_fcn.errors import WeightsError
 from paddle_fcn.models.checks import positive_int
 from paddle_fcn.models.coords import coord_map
 from paddle_fcn.models.fcn import FCN
-from paddle_fcn.models.load import load_weights
+from paddle_fcn.models.state_dict import load_weights
 from paddle_fcn.models.origin import read_state_dict
 from paddle_fcn.normalization import IMAGENET
 

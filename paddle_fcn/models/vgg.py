@@ -18,7 +18,7 @@ import paddle.nn.functional as F
 from paddle_fcn.errors import WeightsError
 from paddle_fcn.models.caffe import read_caffemodel
 from paddle_fcn.models.checks import positive_int
-from paddle_fcn.models.load import load_weights
+from paddle_fcn.models.state_dict import load_weights
 from paddle_fcn.models.origin import read_weights
 from paddle_fcn.normalization import CAFFE, IMAGENET
 

@@ -19,7 +19,8 @@ from paddle_fcn.cli.deploy import export_main, predict_main
 from paddle_fcn.inference.export import read_deploy_info
 from paddle_fcn.models.origin import NORMALIZATION_KEY, model_state_dict, origin_normalization
 from paddle_fcn.models.staged import transfer_weights
-from paddle_fcn.models.weights import WeightsError, load_model_weights
+from paddle_fcn.errors import WeightsError
+from paddle_fcn.models.weights import load_model_weights
 from paddle_fcn.normalization import CAFFE, IMAGENET
 
 

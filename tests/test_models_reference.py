@@ -8,7 +8,8 @@ from reference_nets import HAS_TORCH, WIDTH, logits, make_model, reference_layer
 from paddle_fcn.models import build_model
 from paddle_fcn.models.caffe import caffe_messages, read_caffemodel
 from paddle_fcn.models.vgg import trunk_layer_names
-from paddle_fcn.models.weights import WeightsError, load_model_weights
+from paddle_fcn.errors import WeightsError
+from paddle_fcn.models.weights import load_model_weights
 from paddle_fcn.normalization import CAFFE, IMAGENET
 
 

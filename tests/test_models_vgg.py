@@ -12,12 +12,12 @@ from paddle.vision.models import vgg16
 from paddle.vision.models.vgg import VGG, make_layers
 
 from fcn_heads import impulse_response
+from paddle_fcn.errors import WeightsError
 from paddle_fcn.models.convolutional import convolutionalize
 from paddle_fcn.models.fcn import FCN, IMAGE, CoordMap, coord_map, crop_offset
 from paddle_fcn.models.fcn_vgg import fcn8s_vgg16, fcn32s_vgg16
 from paddle_fcn.models.resnet import ResNetBackbone
 from paddle_fcn.models.vgg import VGG16Backbone, fc_to_conv
-from paddle_fcn.models.weights import WeightsError
 from paddle_fcn.upsample import BilinearUpsample
 
 VARIANTS = ("32s", "16s", "8s")

@@ -6,8 +6,9 @@ import paddle
 import pytest
 
 from paddle_fcn.models import build_model
-from paddle_fcn.models.files import WeightsError, from_torchvision
-from paddle_fcn.models.load import LoadReport, load_weights
+from paddle_fcn.errors import WeightsError
+from paddle_fcn.models.files import from_torchvision
+from paddle_fcn.models.state_dict import LoadReport, load_weights
 from paddle_fcn.models.origin import read_state_dict
 from paddle_fcn.models.resnet import ResNetBackbone
 from paddle_fcn.models.weights import load_model_weights

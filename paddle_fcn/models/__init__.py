@@ -7,7 +7,7 @@ model maps ``N x 3 x H x W`` float32 (normalised RGB, see ``model.normalization`
 """
 import inspect
 
-from paddle_fcn.models.checks import check_num_classes
+from paddle_fcn.errors import check_num_classes
 from paddle_fcn.models.convolutional import convolutionalize
 from paddle_fcn.models.fcn_vgg import fcn8s_atonce_vgg16, fcn8s_vgg16, fcn16s_vgg16, fcn32s_vgg16
 from paddle_fcn.models.resnet import (

@@ -27,7 +27,7 @@ import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
-from paddle_fcn.models.files import WeightsError
+from paddle_fcn.errors import WeightsError
 
 __all__ = ["CaffeLayer", "read_caffemodel", "caffe_messages", "V1_TYPES"]
 

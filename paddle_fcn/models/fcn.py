@@ -26,7 +26,7 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from paddle_fcn.models.checks import check_num_classes
+from paddle_fcn.errors import check_num_classes
 from paddle_fcn.models.coords import (IMAGE, CoordMap, coord_map, crop_offset,  # noqa: F401
                                       sample_aligned_for)
 from paddle_fcn.upsample import BilinearUpsample

@@ -4,22 +4,22 @@
 into ``{key: np.ndarray}`` as the file has it (a checkpoint dict wrapping the weights is
 unwrapped); ``from_torchvision`` translates torchvision's key names and layouts to Paddle's.
 What the file's inputs are (its normalisation) is ``models/origin.py``; copying a state dict
-into a model is ``models/load.py``; which loader a file needs is ``models/weights.py``.
+into a model is ``models/state_dict.py``; which loader a file needs is ``models/weights.py``. Every
+error is a ``paddle_fcn.errors.WeightsError`` naming the file.
 """
 import os
 
 import numpy as np
+import paddle
 
-__all__ = ["WeightsError", "TORCH_SUFFIXES", "PADDLE_SUFFIXES", "read_state_file", "to_numpy",
+from paddle_fcn.errors import WeightsError
+
+__all__ = ["TORCH_SUFFIXES", "PADDLE_SUFFIXES", "read_state_file", "to_numpy",
            "from_torchvision"]
 
 TORCH_SUFFIXES = (".pth", ".pt", ".bin")
 PADDLE_SUFFIXES = (".pdparams",)
 _WRAPPERS = ("state_dict", "model", "model_state_dict")  # pytorch-fcn's trainer: "model_state_dict"
-
-
-class WeightsError(ValueError):
-    """A weights file cannot be read, or does not fit the model it is loaded into."""
 
 
 def read_state_file(path):
@@ -44,8 +44,6 @@ def read_state_file(path):
 
 
 def _read_paddle(path):
-    import paddle  # here: the other readers of this module need no Paddle
-
     try:
         return paddle.load(path, return_numpy=True)
     except Exception as e:  # paddle raises ValueError/EOFError/pickle errors for bad files

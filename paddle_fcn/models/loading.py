@@ -15,7 +15,7 @@ Both return ``(model, reports)``: the load / transfer reports, for the caller to
 import inspect
 
 from paddle_fcn.errors import ConfigError, Problem
-from paddle_fcn.models import MODELS, build_model, model_options
+from paddle_fcn.models import MODELS, build_model, model_options, pretrained_reports
 from paddle_fcn.models.origin import set_normalization
 from paddle_fcn.models.staged import transfer_weights
 from paddle_fcn.models.weights import load_model_weights
@@ -32,8 +32,7 @@ def build_configured_model(model_cfg, num_classes):
     if model_cfg.pretrained:
         options["pretrained"] = model_cfg.pretrained
     model = build_model(model_cfg.type, num_classes, **options)
-    imagenet = getattr(getattr(model, "backbone", None), "imagenet_report", None)
-    reports = [imagenet] if imagenet is not None else []
+    reports = pretrained_reports(model)  # two for a late-fusion net
     if model_cfg.init_from:
         reports.append(transfer_weights(model_cfg.init_from, model))
     apply_configured_normalization(model, model_cfg, model_cfg.init_from or model_cfg.pretrained)

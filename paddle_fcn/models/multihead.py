@@ -15,7 +15,7 @@ all_heads=True)`` gives ``{name: logits}`` for the training loss and the per-hea
 import paddle
 import paddle.nn as nn
 
-from paddle_fcn.models.checks import check_num_classes
+from paddle_fcn.errors import check_num_classes
 from paddle_fcn.models.fcn import FCN
 
 __all__ = ["MultiHeadFCN", "with_heads"]
@@ -28,7 +28,10 @@ def _check_heads(heads, num_classes):
     for name, n in heads.items():
         if not isinstance(name, str):
             raise ValueError(f"heads: head name {name!r} must be a string")
-        check_num_classes(n, f"heads: {name!r}: the number of classes")
+        try:
+            check_num_classes(n)
+        except ValueError as e:
+            raise ValueError(f"heads: {name!r}: {e}") from None
     first, n = next(iter(heads.items()))
     if n != num_classes:
         raise ValueError(f"heads: the first head {first!r} has {n} classes but num_classes is "

@@ -9,9 +9,10 @@ and does) lives in ``paddle_fcn.normalization``.
 import os
 
 import numpy as np
+import paddle
 
-from paddle_fcn.models.files import (TORCH_SUFFIXES, WeightsError, from_torchvision,
-                                     read_state_file, to_numpy)
+from paddle_fcn.errors import WeightsError
+from paddle_fcn.models.files import TORCH_SUFFIXES, from_torchvision, read_state_file, to_numpy
 from paddle_fcn.normalization import (CAFFE, IMAGENET, as_normalization, describe,
                                       same_normalization)
 
@@ -66,8 +67,6 @@ def origin_normalization(path, stored=None):
 def model_state_dict(model):
     """``model.state_dict()`` plus its normalisation under ``NORMALIZATION_KEY``: what
     training saves as ``model.pdparams``, so that the file says how to feed it."""
-    import paddle  # here: reading files (the rest of this module) needs no Paddle
-
     state = dict(model.state_dict())
     if hasattr(model, "normalization"):
         norm = as_normalization(model.normalization)

@@ -26,10 +26,10 @@ import os
 
 import numpy as np
 
+from paddle_fcn.errors import WeightsError
 from paddle_fcn.models.caffe import read_caffemodel
 from paddle_fcn.models.fcn import FCN
-from paddle_fcn.models.files import WeightsError
-from paddle_fcn.models.load import classes_mismatch, load_weights
+from paddle_fcn.models.state_dict import classes_mismatch, load_weights
 from paddle_fcn.models.origin import read_weights, set_normalization
 from paddle_fcn.models.vgg import VGG16Backbone, trunk_layer_names
 from paddle_fcn.normalization import CAFFE

@@ -18,11 +18,11 @@ the FCN head can pick its upsamplers from ``coord_map``.
 """
 import paddle.nn as nn
 
+from paddle_fcn.errors import WeightsError
 from paddle_fcn.models.checks import positive_int
 from paddle_fcn.models.coords import coord_map
 from paddle_fcn.models.fcn import FCN
-from paddle_fcn.models.files import WeightsError
-from paddle_fcn.models.load import load_weights
+from paddle_fcn.models.state_dict import load_weights
 from paddle_fcn.models.origin import read_state_dict
 from paddle_fcn.normalization import IMAGENET
 

@@ -17,7 +17,7 @@ import numpy as np
 import paddle.nn as nn
 
 from paddle_fcn.models.files import TORCH_SUFFIXES, from_torchvision
-from paddle_fcn.models.load import SHOW, WeightsReport, first_keys, numpy_dtype
+from paddle_fcn.models.state_dict import SHOW, WeightsReport, first_keys, numpy_dtype
 from paddle_fcn.models.origin import read_weights, set_normalization
 from paddle_fcn.models.reference import is_pytorch_fcn, reference_state
 from paddle_fcn.normalization import CAFFE

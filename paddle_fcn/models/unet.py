@@ -25,7 +25,8 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from paddle_fcn.models.checks import check_num_classes, positive_int
+from paddle_fcn.errors import check_num_classes
+from paddle_fcn.models.checks import positive_int
 from paddle_fcn.normalization import IMAGENET
 
 __all__ = ["DoubleConv", "UNetEncoder", "UNet", "unet"]
@@ -92,7 +93,7 @@ class UNet(nn.Layer):
 
     def __init__(self, num_classes, width=64, depth=4, batch_norm=True):
         super().__init__()
-        check_num_classes(num_classes, "U-Net num_classes")
+        check_num_classes(num_classes)
         positive_int(width, "U-Net width")
         positive_int(depth, "U-Net depth")
         self.num_classes, self.depth = num_classes, depth

@@ -15,10 +15,10 @@ import numpy as np
 import paddle.nn as nn
 import paddle.nn.functional as F
 
+from paddle_fcn.errors import WeightsError
 from paddle_fcn.models.caffe import read_caffemodel
 from paddle_fcn.models.checks import positive_int
-from paddle_fcn.models.files import WeightsError
-from paddle_fcn.models.load import load_weights
+from paddle_fcn.models.state_dict import load_weights
 from paddle_fcn.models.origin import read_weights
 from paddle_fcn.normalization import CAFFE, IMAGENET
 

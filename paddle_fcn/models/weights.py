@@ -4,7 +4,7 @@
 Two kinds of files are loaded:
 
 * ImageNet classification weights for a backbone (``Backbone.load_imagenet``, through
-  ``models/load.py``): Paddle model-zoo ``.pdparams`` (``paddle.vision`` key layout) or
+  ``models/state_dict.py``): Paddle model-zoo ``.pdparams`` (``paddle.vision`` key layout) or
   torchvision ``.pth``/``.pt``/``.bin`` files, whose keys and layouts are translated to
   Paddle's (``files.from_torchvision``). The classifier (``fc.*``) has no counterpart in a
   segmentation backbone and is allowed to stay unused.
@@ -19,13 +19,15 @@ without it was trained with ImageNet's, the only one earlier versions knew); Caf
 pytorch-fcn files are Caffe's. Loading sets ``model.normalization`` from the file.
 
 Nothing is half-loaded: every key, shape and dtype is checked before the first value is set.
-The modules, bottom up: ``files`` (reading, ``WeightsError``) -> ``origin`` (normalisation)
--> ``load`` (copying into a model) -> ``vgg`` / ``resnet`` / ``reference`` -> ``weights``.
+Errors are ``paddle_fcn.errors.WeightsError`` (also importable from here). The modules,
+bottom up: ``files`` (reading) -> ``origin`` (normalisation)
+-> ``state_dict`` (copying into a model) -> ``vgg`` / ``resnet`` / ``reference`` -> ``weights``.
 """
 import os
 
-from paddle_fcn.models.files import TORCH_SUFFIXES, WeightsError, from_torchvision
-from paddle_fcn.models.load import check_file_classes, load_weights
+from paddle_fcn.errors import WeightsError
+from paddle_fcn.models.files import TORCH_SUFFIXES, from_torchvision
+from paddle_fcn.models.state_dict import check_file_classes, load_weights
 from paddle_fcn.models.origin import read_weights, set_normalization
 from paddle_fcn.models.reference import is_pytorch_fcn, load_reference_weights
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from paddle_fcn.models.files import WeightsError
+from paddle_fcn.errors import WeightsError
 from paddle_fcn.normalization import describe
 
 __all__ = ["LoadReport", "load_weights", "check_file_classes", "classes_mismatch", "SHOW",

@@ -111,6 +111,9 @@ def timed_steps(sides, steps, warmup):
     times, last = {s: [] for s in sides}, {}
     for i in range(warmup + steps):
         for side in sides:
+            # Idle OpenMP workers spin ~200 ms (KMP_BLOCKTIME) before sleeping: without the
+            # pause, the side that just ran steals the cores of the one being timed.
+            time.sleep(0.3)
             start = time.perf_counter()
             last[side] = side.step()
             if i >= warmup:

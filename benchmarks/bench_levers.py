@@ -7,8 +7,8 @@ Each lever runs in a process of its own (environment variables are read when pad
 one step = ``bench_train.PaddleSide.step`` (forward, loss, backward, SGD momentum) on the same
 random batch. Rounds interleave the levers (base, A, B, ..., base, A, B, ...) so that a load
 change on a shared machine hits all of them; the table gives, per lever, the median over
-rounds of each process's median step time, the spread (min-max of those medians) and the
-ratio to the baseline's median (< 1: faster). The load average is printed per round.
+rounds of each process's median step time and, paired per round, the ratio to that round's
+baseline: median and range over rounds (< 1: faster). The load average is printed per round.
 """
 import argparse
 import json
@@ -130,19 +130,20 @@ def main(argv=None):
             out = run_lever(args, lever)
             results[lever].append(out)
             print(f"  {lever:<16}{json.dumps(out)[:110]}", flush=True)
-    base = statistics.median(o["median"] for o in results["base"] if "median" in o)
     print(f"{args.model} {args.batch}x3x{args.size[0]}x{args.size[1]}, {args.rounds} rounds x "
           f"{args.steps} steps; load average now {os.getloadavg()[0]:.2f}")
-    print(f"{'lever':<16}{'median s':>10}{'spread':>16}{'vs base':>9}  loss")
+    print(f"{'lever':<16}{'median s':>10}{'vs base':>9}{'range':>14}  loss")
     for lever, outs in results.items():
-        meds = [o["median"] for o in outs if "median" in o]
-        if not meds:
+        # paired: each round's figure over that round's baseline, which ran just before it
+        pairs = [(o["median"], b["median"]) for o, b in zip(outs, results["base"])
+                 if "median" in o and "median" in b]
+        if not pairs:
             print(f"{lever:<16} failed: {outs[0]['error']}")
             continue
-        med = statistics.median(meds)
-        print(f"{lever:<16}{med:>10.3f}{min(meds):>8.3f}-{max(meds):<7.3f}{med / base:>9.2f}"
+        ratios = [t / b for t, b in pairs]
+        print(f"{lever:<16}{statistics.median(t for t, _ in pairs):>10.3f}"
+              f"{statistics.median(ratios):>9.2f}{min(ratios):>7.2f}-{max(ratios):<6.2f}"
               f"  {outs[-1]['loss']:.6f}")
-
 
 if __name__ == "__main__":
     main()

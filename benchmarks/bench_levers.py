@@ -1,14 +1,14 @@
 """Paddle training-step time under each speed lever, against the baseline in the same run.
 
-    python benchmarks/bench_levers.py --model fcn8s_resnet34 --rounds 3 --steps 4
+    python benchmarks/bench_levers.py --model fcn8s_resnet34 --steps 5
     python benchmarks/bench_levers.py --levers base mkldnn threads1 --model fcn8s_vgg16
 
 Each lever runs in a process of its own (environment variables are read when paddle loads),
 one step = ``bench_train.PaddleSide.step`` (forward, loss, backward, SGD momentum) on the same
-random batch. Rounds interleave the levers (base, A, B, ..., base, A, B, ...) so that a load
-change on a shared machine hits all of them; the table gives, per lever, the median over
-rounds of each process's median step time and, paired per round, the ratio to that round's
-baseline: median and range over rounds (< 1: faster). The load average is printed per round.
+random batch. All processes live at once and step in lockstep (base, A, B, ..., base, A, B,
+...), one at a time, so that a load change on a shared machine hits all of them alike; the
+table gives per lever the median step time and, paired step by step, the ratio to the
+baseline's step just before (median and range; < 1: faster). Memory: one model per lever.
 """
 import argparse
 import json
@@ -60,8 +60,9 @@ def static_step(model_name, x, y):
     return lambda: float(exe.run(main, feed=feed, fetch_list=[loss])[0])
 
 
-def child(model, lever, steps, warmup, size, batch):
-    """Run in the lever's process: prints ``{"median": s, "times": [...], "loss": l}``."""
+def child(model, lever, size, batch):
+    """Run in the lever's process: builds the step, prints ``{"ready": true}``, then for each
+    line on stdin runs one step and prints ``{"time": s, "loss": l}``."""
     sys.path.insert(0, HERE)
     import bench_train as bt  # imports paddle_fcn, then paddle
     import paddle
@@ -87,63 +88,84 @@ def child(model, lever, steps, warmup, size, batch):
             return loss
         compiled = paddle.jit.to_static(train_step, full_graph=True)
         step = lambda: float(compiled(side.x, side.y))  # noqa: E731
-    times = []
-    for i in range(warmup + steps):
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:  # one line from the driver = one step
         start = time.perf_counter()
         loss = step()
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    print(json.dumps({"median": statistics.median(times), "times": times, "loss": loss}))
+        print(json.dumps({"time": time.perf_counter() - start, "loss": loss}), flush=True)
 
-
-def run_lever(args, lever):
+def start_lever(args, lever):
+    """The lever's process, its model built, waiting for step requests on stdin."""
     env = dict(os.environ)
     env.update(LEVERS[lever][0])
     cmd = [sys.executable, os.path.abspath(__file__), "--child", lever, "--model", args.model,
-           "--steps", str(args.steps), "--warmup", str(args.warmup), "--batch", str(args.batch),
-           "--size", *map(str, args.size)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode or not lines:
-        return {"error": (proc.stderr.strip().splitlines() or ["no output"])[-1][:90]}
-    return json.loads(lines[-1])
+           "--batch", str(args.batch), "--size", *map(str, args.size)]
+    return subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def reply(proc):
+    """The next JSON line of ``proc``, or ``{"error": last stderr line}`` if it died."""
+    for line in proc.stdout:
+        if line.startswith("{"):
+            return json.loads(line)
+    return {"error": (proc.stderr.read().strip().splitlines() or ["no output"])[-1][:90]}
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="fcn8s_resnet34")
     p.add_argument("--levers", nargs="+", default=list(LEVERS), choices=list(LEVERS))
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--steps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--size", type=int, nargs=2, default=[320, 320])
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        return child(args.model, args.child, args.steps, args.warmup, args.size, args.batch)
+        return child(args.model, args.child, args.size, args.batch)
     levers = ["base"] + [lv for lv in args.levers if lv != "base"]
-    results = {lv: [] for lv in levers}
-    for r in range(args.rounds):
-        print(f"round {r + 1}: load average {os.getloadavg()[0]:.2f}", flush=True)
-        for lever in levers:
-            out = run_lever(args, lever)
-            results[lever].append(out)
-            print(f"  {lever:<16}{json.dumps(out)[:110]}", flush=True)
-    print(f"{args.model} {args.batch}x3x{args.size[0]}x{args.size[1]}, {args.rounds} rounds x "
-          f"{args.steps} steps; load average now {os.getloadavg()[0]:.2f}")
+    procs, errors = {}, {}
+    for lever in levers:  # one at a time: building a model is itself heavy
+        procs[lever] = start_lever(args, lever)
+        ready = reply(procs[lever])
+        if "error" in ready:
+            errors[lever] = ready["error"]
+            del procs[lever]
+    times, loss, loads = {lv: [] for lv in procs}, {}, []
+    for i in range(args.warmup + args.steps):
+        loads.append(os.getloadavg()[0])
+        for lever, proc in list(procs.items()):
+            time.sleep(0.3)  # let the last process's OpenMP workers stop spinning
+            proc.stdin.write("step\n")
+            proc.stdin.flush()
+            out = reply(proc)
+            if "error" in out:
+                errors[lever] = out["error"]
+                del procs[lever]
+            elif i >= args.warmup:
+                times[lever].append(out["time"])
+                loss[lever] = out["loss"]
+    for proc in procs.values():
+        proc.stdin.close()
+        proc.wait()
+    report(args, times, loss, errors, loads)
+
+
+def report(args, times, loss, errors, loads):
+    print(f"{args.model} {args.batch}x3x{args.size[0]}x{args.size[1]}, {args.steps} steps per "
+          f"lever in lockstep; load average {min(loads):.2f}-{max(loads):.2f}")
     print(f"{'lever':<16}{'median s':>10}{'vs base':>9}{'range':>14}  loss")
-    for lever, outs in results.items():
-        # paired: each round's figure over that round's baseline, which ran just before it
-        pairs = [(o["median"], b["median"]) for o, b in zip(outs, results["base"])
-                 if "median" in o and "median" in b]
-        if not pairs:
-            print(f"{lever:<16} failed: {outs[0]['error']}")
+    base = times.get("base")
+    for lever, ts in times.items():
+        if lever in errors or not ts:
             continue
-        ratios = [t / b for t, b in pairs]
-        print(f"{lever:<16}{statistics.median(t for t, _ in pairs):>10.3f}"
-              f"{statistics.median(ratios):>9.2f}{min(ratios):>7.2f}-{max(ratios):<6.2f}"
-              f"  {outs[-1]['loss']:.6f}")
+        # paired: step i of the lever over step i of the baseline, run a second earlier
+        ratios = [t / b for t, b in zip(ts, base)]
+        print(f"{lever:<16}{statistics.median(ts):>10.3f}{statistics.median(ratios):>9.2f}"
+              f"{min(ratios):>7.2f}-{max(ratios):<6.2f}  {loss[lever]:.6f}")
+    for lever, error in errors.items():
+        print(f"{lever:<16} failed: {error}")
 
 if __name__ == "__main__":
     main()

@@ -15,7 +15,10 @@ weights (copied from the Paddle model), the same images and labels (5 % of pixel
 same loss and optimizer, and ``torch.set_num_threads`` = ``OMP_NUM_THREADS``. What differs is
 listed in ``torch_peers``' docstring (the kernels, dropout's RNG, BN's momentum convention).
 The two sides alternate step by step, so a load change on the shared machine hits both;
-``ratio`` = Paddle images/s / PyTorch images/s (> 1: Paddle faster).
+``ratio`` = Paddle images/s / PyTorch images/s (> 1: Paddle faster). On an oversubscribed
+machine PyTorch's libgomp threads are slow to wake: ``--pause 0.3`` (every side's workers
+asleep before its step) made its steps 3-4x slower there, Paddle's ~1.2x (docs/performance.md,
+Training speed).
 """
 import argparse
 import os
@@ -106,14 +109,14 @@ def load_torch():
     return torch
 
 
-def timed_steps(sides, steps, warmup):
+def timed_steps(sides, steps, warmup, pause=0.0):
     """Alternate one step of each side; ``{side: (times, last loss)}`` after ``warmup``."""
     times, last = {s: [] for s in sides}, {}
     for i in range(warmup + steps):
         for side in sides:
-            # Idle OpenMP workers spin ~200 ms (KMP_BLOCKTIME) before sleeping: without the
-            # pause, the side that just ran steals the cores of the one being timed.
-            time.sleep(0.3)
+            # --pause > 0.2: the other side's idle OpenMP workers (spinning ~200 ms, Intel's
+            # KMP_BLOCKTIME) are asleep when this step starts, but so are this side's own.
+            time.sleep(pause)
             start = time.perf_counter()
             last[side] = side.step()
             if i >= warmup:
@@ -135,6 +138,8 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"])
     p.add_argument("--no-peer", action="store_true", help="skip the PyTorch peer")
+    p.add_argument("--pause", type=float, default=0.0,
+                   help="seconds of sleep before each timed step (default 0)")
     args = p.parse_args(argv)
     device = setup_device(args.device)
     torch = None if args.no_peer or device != "cpu" else load_torch()
@@ -151,7 +156,7 @@ def main(argv=None):
         sides = [PaddleSide(name, x, y)]
         if torch is not None and name in PEERS:
             sides.append(TorchSide(name, sides[0], x, y))
-        results = timed_steps(sides, args.steps, args.warmup)
+        results = timed_steps(sides, args.steps, args.warmup, args.pause)
         rates = []
         for label, side in zip(("paddle", "torch"), sides):
             med, lo, hi, rate = summary(results[side][0], args.batch)

@@ -100,7 +100,6 @@ def static_step(model_name, x, y):
 def child(model, lever, size, batch):
     """Run in the lever's process: builds the step, prints ``{"ready": true}``, then for each
     line on stdin runs one step and prints ``{"time": s, "loss": l}``."""
-    sys.path.insert(0, HERE)
     import bench_train as bt  # imports paddle_fcn, then paddle
     import paddle
     from paddle_fcn import runtime

@@ -23,16 +23,13 @@ Training speed).
 import argparse
 import os
 import statistics
-import sys
 import time
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import paddle_fcn  # noqa: E402  (first: CPU thread settings)
 import numpy as np  # noqa: E402
 import paddle  # noqa: E402
 
-from paddle_fcn.engine.env import setup_device  # noqa: E402
+from paddle_fcn.device import setup_device  # noqa: E402
 from paddle_fcn.engine.loss import SegmentationLoss  # noqa: E402
 from paddle_fcn.models import build_model  # noqa: E402
 

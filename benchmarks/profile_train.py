@@ -11,11 +11,9 @@ import argparse
 import collections
 import os
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import bench_train as bt  # noqa: E402  (imports paddle_fcn first)
+import bench_train as bt  # noqa: E402  (a sibling script; imports paddle_fcn first)
 import paddle  # noqa: E402
 
 

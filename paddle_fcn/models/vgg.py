@@ -18,6 +18,7 @@ import paddle.nn.functional as F
 from paddle_fcn.errors import WeightsError
 from paddle_fcn.models.caffe import read_caffemodel
 from paddle_fcn.models.checks import positive_int
+from paddle_fcn.models.layers import BiasConv2D
 from paddle_fcn.models.state_dict import load_weights
 from paddle_fcn.models.origin import read_weights
 from paddle_fcn.normalization import CAFFE, IMAGENET
@@ -87,15 +88,15 @@ class VGG16Backbone(nn.Layer):
                 name = f"conv{block}_{index}"
                 pad = CAFFE_INPUT_PAD if caffe and name == "conv1_1" else 1
                 out = spec * width // 64
-                layer = nn.Conv2D(channels, out, 3, padding=pad, weight_attr=_he_init())
+                layer = BiasConv2D(channels, out, 3, padding=pad, weight_attr=_he_init())
                 channels, index = out, index + 1
             self.add_sublayer(name, layer)
             self._trunk.append(name)
-        self.fc6 = nn.Conv2D(channels, fc_channels, FC6_KERNEL,
-                             padding=0 if caffe else FC6_KERNEL // 2,
-                             weight_attr=_he_init())  # 1/32
+        self.fc6 = BiasConv2D(channels, fc_channels, FC6_KERNEL,
+                              padding=0 if caffe else FC6_KERNEL // 2,
+                              weight_attr=_he_init())  # 1/32
         self.drop6 = nn.Dropout(dropout)
-        self.fc7 = nn.Conv2D(fc_channels, fc_channels, 1, weight_attr=_he_init())  # 1/32
+        self.fc7 = BiasConv2D(fc_channels, fc_channels, 1, weight_attr=_he_init())  # 1/32
         self.drop7 = nn.Dropout(dropout)
         self.out_channels.update(fc6=fc_channels, fc7=fc_channels)
 

@@ -11,7 +11,6 @@ from paddle_fcn.models.fcn_vgg import fcn8s_vgg16
 def _losses(monkeypatch, conv):
     """Losses of 3 Momentum steps of a width-8 FCN-8s VGG16 on one 2 x 3 x 64 x 64 batch."""
     monkeypatch.setattr("paddle_fcn.models.vgg.BiasConv2D", conv)
-    monkeypatch.setattr("paddle_fcn.models.fcn.BiasConv2D", conv)
     paddle.seed(0)
     model = fcn8s_vgg16(6, width=8, dropout=0.0)
     opt = paddle.optimizer.Momentum(0.01, momentum=0.9, parameters=model.parameters())

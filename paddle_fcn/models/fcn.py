@@ -29,7 +29,6 @@ import paddle.nn.functional as F
 from paddle_fcn.errors import check_num_classes
 from paddle_fcn.models.coords import (IMAGE, CoordMap, coord_map, crop_offset,  # noqa: F401
                                       sample_aligned_for)
-from paddle_fcn.models.layers import BiasConv2D
 from paddle_fcn.upsample import BilinearUpsample
 
 __all__ = ["VARIANTS", "GEOMETRIES", "OUTPUT_STRIDE", "IMAGE", "CoordMap", "coord_map",
@@ -145,7 +144,7 @@ def _score(in_channels, num_classes):
     # convergence"; §4.2 the same for the skip scores), so a fresh net predicts all zeros and
     # a new skip leaves the coarser net's predictions unmodified.
     zero = nn.initializer.Constant(0.0)
-    return BiasConv2D(in_channels, num_classes, 1, weight_attr=zero, bias_attr=zero)
+    return nn.Conv2D(in_channels, num_classes, 1, weight_attr=zero, bias_attr=zero)
 
 
 def _stages(variant, skip_names):

@@ -5,6 +5,7 @@ The command-line tools print such an error's message without a traceback and exi
 layer, so that a module raising one needs nothing from the module that owns the concept.
 """
 
+import numbers
 from typing import NamedTuple
 
 __all__ = ["check_num_classes", "Problem", "ConfigError", "DataError", "WeightsError",
@@ -59,7 +60,7 @@ class Problem(NamedTuple):
 def check_num_classes(num_classes, error=ValueError):
     """``int(num_classes)``, or ``error`` unless it is a positive integer (not a bool): the
     one check of a class count, for models, data sets and metrics alike."""
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) and not (
-            hasattr(num_classes, "dtype") and num_classes.dtype.kind in "iu") or num_classes < 1:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) \
+            or num_classes < 1:  # numpy's integers are Integral too
         raise error(f"num_classes must be a positive integer, got {num_classes!r}")
     return int(num_classes)

@@ -184,4 +184,4 @@ def test_eval_backend_choice(tmp_path, data_root):
         assert scorer is two_heads
     cfg.eval_backend = "predictor"
     with pytest.raises(ConfigError, match="eval_backend: predictor cannot run"):
-        trainer._scorer(two_heads, cfg, 1)
+        trainer._check_eval_backend(two_heads, cfg)  # run before the first step

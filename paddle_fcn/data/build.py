@@ -41,9 +41,9 @@ def _options(cls):
     return {k: p.default for k, p in params.items() if k != "self" and k not in _COMMON}
 
 
-def _given(value, default):
-    """Whether a config value sets an option (not left at nothing or at its default)."""
-    return value is not None and value is not False and value != default
+def _given(value):
+    """Whether a config value sets an option (not left at None, False or a default section)."""
+    return value is not None and value is not False and not _is_default_section(value)
 
 
 def config_problems(ds_cfg, all_options=()):
@@ -83,7 +83,7 @@ def _choice_problems(ds_cfg, cls, all_options):
     own = _options(cls)
     for key in all_options:
         value = _field(ds_cfg, key)
-        if key not in own and _given(value, None) and not _is_default_section(value):
+        if key not in own and _given(value):
             takers = [n for n, c in DATASETS.items() if key in _options(c)]
             problems.append(Problem(key, f"applies to type {', '.join(takers)} only, not "
                                          f"{cls.__name__}"))

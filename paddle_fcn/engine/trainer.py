@@ -141,10 +141,14 @@ def _scorer(model, cfg, num_images):
             num_images >= AUTO_PREDICTOR_IMAGES else "eager"
     if backend == "eager":
         return nullcontext(model)
-    if not can_export(model):
+    return exported_scorer(model, cfg.device)
+
+
+def _check_eval_backend(model, cfg):
+    """Before the first step: ``eval_backend: predictor`` needs a model that exports."""
+    if cfg.eval_backend == "predictor" and not can_export(model):
         raise ConfigError(f"eval_backend: predictor cannot run {cfg.model.type} (several heads "
                           f"or a 6-channel input do not export); use eager or auto")
-    return exported_scorer(model, cfg.device)
 
 
 def _is_better(miou, best):
@@ -191,6 +195,7 @@ def _prepare(cfg, resume_model, check_data, log):
     model, reports = build_configured_model(cfg.model, num_classes)
     for report in reports:
         log(str(report))
+    _check_eval_backend(model, cfg)
     model = convert_sync_batchnorm(model, cfg, world)
     train_ds, val_ds = in_rank_order(
         lambda: training_datasets(cfg, model.normalization, num_classes, check_data,

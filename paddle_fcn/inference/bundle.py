@@ -13,13 +13,13 @@ import yaml
 
 from paddle_fcn.config.schema import CHOICES
 from paddle_fcn.errors import ExportError
+from paddle_fcn.inference.precision import PRECISIONS
 from paddle_fcn.normalization import as_normalization
 
 __all__ = ["DEPLOY_FILE", "PREFIX", "OUTPUT_OPS", "model_files", "read_deploy_info",
            "deploy_text"]
 
 OUTPUT_OPS = CHOICES["export.output_op"]
-PRECISIONS = CHOICES["export.precision"]
 DEPLOY_FILE = "deploy.yml"
 PREFIX = "model"
 

@@ -3,7 +3,7 @@
 ``device`` is ``auto`` (the GPU when this Paddle build has a usable one, else the CPU),
 ``cpu`` or ``gpu``. Asking for ``gpu`` without one is a ``ConfigError`` (bad input, not a
 bug: the tools print it and exit with 2). CPU threads are set by ``paddle_fcn.runtime``
-before Paddle is imported.
+before Paddle is imported; a config's ``cpu_threads`` changes them for its run.
 """
 import paddle
 
@@ -25,13 +25,21 @@ def use_gpu(device="auto"):
     return device == "gpu" or (device == "auto" and has_gpu)
 
 
-def setup_device(device="auto"):
+def setup_device(device="auto", cpu_threads=None):
     """``paddle.set_device`` for eager work (training, evaluation, export); returns the name
-    (``cpu`` or ``gpu:<this rank's card>``)."""
+    (``cpu`` or ``gpu:<this rank's card>``).
+
+    ``cpu_threads`` (on the CPU only; None keeps ``runtime``'s, the physical cores): the
+    OpenMP / MKL threads of Paddle's CPU kernels from now on, for the whole process. A small
+    net's ops are too short to split: the quickstart's steps are faster on one thread
+    (docs/performance.md#the-quickstart).
+    """
     name = "cpu"
     if use_gpu(device):
         import paddle.distributed as dist  # the card of this rank under distributed.launch
 
         name = f"gpu:{dist.ParallelEnv().dev_id}"
     paddle.set_device(name)
+    if name == "cpu" and cpu_threads is not None:
+        paddle.base.core.set_num_threads(int(cpu_threads))  # omp_set_num_threads + MKL's
     return name

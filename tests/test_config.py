@@ -156,6 +156,9 @@ def test_enumerations_and_ranges(tmp_path):
     assert "test_config.stride" in msg and "unscored" in msg
     assert "test_config.crop_size" in _error(tmp_path, MINIMAL + "test_config: {crop_size: [32]}")
     assert "iters: must be a positive int, got 0" in _error(tmp_path, MINIMAL + "iters: 0")
+    assert "cpu_threads: must be a positive int, got 0" in \
+        _error(tmp_path, MINIMAL + "cpu_threads: 0")
+    assert "cpu_threads" in _error(tmp_path, MINIMAL, ["cpu_threads=two"])
     assert "accumulate_steps" in _error(tmp_path, MINIMAL + "accumulate_steps: -1")
     assert "lr_scheduler.milestones" in _error(tmp_path, MINIMAL + "lr_scheduler: {type: step}")
     assert "loss.ignore_index" in _error(tmp_path, MINIMAL + "loss: {ignore_index: 0}")

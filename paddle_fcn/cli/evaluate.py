@@ -69,7 +69,7 @@ def run_eval(cfg, model_path, check_data=True, model=None):
     """
     if cfg.val_dataset is None:
         raise ConfigError("val_dataset: the config has none to evaluate on")
-    setup_device(cfg.device)
+    setup_device(cfg.device, cfg.cpu_threads)
     num_classes = resolve_num_classes(cfg, None)
     if model is None:
         model, _ = load_trained_model(cfg.model, num_classes, model_path)

@@ -131,6 +131,7 @@ class Config:
     use_vdl: bool = True
     seed: int = 0
     device: str = "auto"                # auto | cpu | gpu
+    cpu_threads: Optional[int] = None   # CPU kernel threads (None: the physical cores)
     precision: str = "fp32"             # training: fp32 | fp16 | bf16 (engine/amp.py; GPU)
     amp_level: str = "O1"               # fp16/bf16: O1 (listed ops) | O2 (whole net)
     # evaluation during training: eager | predictor (the export, as deployed) | auto
@@ -180,7 +181,8 @@ def _size_wh(v):
 RULES = {
     **{k: (_positive, "a positive int") for k in (
         "iters", "batch_size", "accumulate_steps", "save_interval", "eval_interval",
-        "keep_checkpoint_max", "log_iters", "model.num_classes", "*_dataset.num_classes",
+        "keep_checkpoint_max", "log_iters", "cpu_threads", "model.num_classes",
+        "*_dataset.num_classes",
         "*_dataset.synthetic.num_train", "*_dataset.synthetic.num_val",
         "*_dataset.synthetic.min_size", "*_dataset.synthetic.max_size")},
     **{k: (_non_negative, ">= 0") for k in (

@@ -187,7 +187,7 @@ def _prepare(cfg, resume_model, check_data, log):
     """
     rank, world = world_info()
     every_rank, log = log, log if rank == 0 else quiet  # each rank says where it resumed
-    setup_device(cfg.device)
+    setup_device(cfg.device, cfg.cpu_threads)
     if world > 1:
         dist.init_parallel_env()
     seed_everything(cfg.seed + rank)

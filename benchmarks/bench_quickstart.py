@@ -30,13 +30,14 @@ GOAL_MIOU, GOAL_SECONDS = 0.93, 300.0
 
 
 def run_one(config, opts):
-    """Train ``config`` with ``opts`` into a temporary directory -> (TrainSummary, prep s)."""
+    """Train ``config`` with ``opts`` into a temporary directory -> (TrainSummary, prep s,
+    the config's ``cpu_threads``)."""
     with tempfile.TemporaryDirectory() as out:
         cfg = load_experiment(config, list(opts) + [f"save_dir={out}", "use_vdl=false"])
         start = time.time()
         build_dataset(cfg.train_dataset)  # generate the data set now, outside the timing
         prep = time.time() - start
-        return train(cfg, progress=False), prep
+        return train(cfg, progress=False), prep, cfg.cpu_threads
 
 
 def report(seed, summary, prep):
@@ -62,13 +63,14 @@ def main(argv=None):
     p.add_argument("--opts", nargs="*", default=[])
     args = p.parse_args(argv)
     os.chdir(ROOT)  # the config's data path is relative to the repository
-    runs = []
+    runs, threads = [], None
     for seed in args.seeds or [None]:
         opts = list(args.opts) + ([] if seed is None else [f"seed={seed}"])
-        summary, prep = run_one(args.config, opts)
+        summary, prep, threads = run_one(args.config, opts)
         runs.append((seed, *report(seed, summary, prep)))
+    threads = threads or os.environ.get("OMP_NUM_THREADS")
     print(f"\nmachine: {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} logical CPUs, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
+          f"{os.cpu_count()} logical CPUs, kernel threads {threads}")
     print(f"config: {args.config} {' '.join(args.opts)}")
     print(f"{'seed':>6} {'best mIoU':>10} {'seconds':>8}")
     for seed, best, seconds in runs:

@@ -30,7 +30,8 @@ def setup_device(device="auto", cpu_threads=None):
     (``cpu`` or ``gpu:<this rank's card>``).
 
     ``cpu_threads`` (on the CPU only; None keeps ``runtime``'s, the physical cores): the
-    OpenMP / MKL threads of Paddle's CPU kernels from now on, for the whole process. A small
+    OpenMP / MKL threads of Paddle's CPU kernels from now on, for the whole process (a
+    ``Predictor`` of the same run is given them too: ``inference.segmenter``). A small
     net's ops are too short to split: the quickstart's steps are faster on one thread
     (docs/performance.md#the-quickstart).
     """

@@ -55,3 +55,19 @@ def test_voc_labels_txt_wins_over_the_voc_names(tmp_path):
     (root / "labels.txt").write_text("background\nperson\n")
     ds = DatasetConfig(type="PascalVOC", dataset_root=str(tmp_path))
     assert dataset_class_names(ds, 2) == ["background", "person"]
+
+
+def test_load_scorer_runs_the_predictor_on_the_configs_cpu_threads(tmp_path):
+    from paddle_fcn.config import load_config
+    from paddle_fcn.inference.segmenter import load_scorer
+    from paddle_fcn.runtime import physical_cores
+
+    checkpoint = _checkpoint(tmp_path, 6)
+    (tmp_path / "c.yml").write_text(
+        "model: {type: fcn8s_resnet18, width: 8}\n"
+        "train_dataset: {type: SyntheticVOC, dataset_root: unused, num_classes: 6}\n"
+        "device: cpu\ncpu_threads: 1\n")
+    cfg = load_config(str(tmp_path / "c.yml"))
+    assert load_scorer(checkpoint, cfg, "cpu").predictor.threads == 1
+    cfg.cpu_threads = None
+    assert load_scorer(checkpoint, cfg, "cpu").predictor.threads == physical_cores()

@@ -179,6 +179,9 @@ def test_eval_backend_choice(tmp_path, data_root):
         assert few is model
     with trainer._scorer(model, cfg, trainer.AUTO_PREDICTOR_IMAGES) as many:
         assert many is not model and many.predictor.num_classes == 6
+    cfg.cpu_threads = 1  # the run's CPU threads reach its Predictor too
+    with trainer._scorer(model, cfg, trainer.AUTO_PREDICTOR_IMAGES) as many:
+        assert many.predictor.threads == 1
     two_heads = build_model("fcn8s_resnet18", 6, width=8, heads={"a": 6, "b": 3})
     with trainer._scorer(two_heads, cfg, 10 ** 6) as scorer:  # auto: eager
         assert scorer is two_heads

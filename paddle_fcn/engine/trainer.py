@@ -141,7 +141,7 @@ def _scorer(model, cfg, num_images):
             num_images >= AUTO_PREDICTOR_IMAGES else "eager"
     if backend == "eager":
         return nullcontext(model)
-    return exported_scorer(model, cfg.device)
+    return exported_scorer(model, cfg.device, cfg.cpu_threads)
 
 
 def _check_eval_backend(model, cfg):

@@ -170,10 +170,11 @@ def load_scorer(model_path, cfg, device="auto", precision=None):
     ``precision``) as a model for ``engine.evaluate``: ``tools/eval.py --precision``."""
     from paddle_fcn.inference.predictor import Predictor
 
+    threads = cfg.cpu_threads if cfg is not None else None  # the run's CPU threads
     if is_export_dir(model_path):
-        return _ScoresOf(Predictor(model_path, device, precision=precision))
+        return _ScoresOf(Predictor(model_path, device, threads, precision=precision))
     model, names = _checkpoint_model(model_path, cfg, device)
-    return _ScoresOf(_checkpoint_predictor(model, names, cfg, device, None, precision))
+    return _ScoresOf(_checkpoint_predictor(model, names, cfg, device, threads, precision))
 
 
 def _checkpoint_model(model_path, cfg, device):
@@ -217,14 +218,15 @@ def can_export(model):
 
 
 @contextlib.contextmanager
-def exported_scorer(model, device="auto"):
+def exported_scorer(model, device="auto", threads=None):
     """``model`` as it would be deployed: exported (fp32 scores, checked against the eager
-    model) to a temporary directory and run by a ``Predictor``, as a scorer for
-    ``engine.evaluate``; the directory is removed afterwards. Leaves ``model`` in eval mode."""
+    model) to a temporary directory and run by a ``Predictor`` on ``threads`` CPU threads
+    (None: the physical cores), as a scorer for ``engine.evaluate``; the directory is
+    removed afterwards. Leaves ``model`` in eval mode."""
     from paddle_fcn.inference.predictor import Predictor
 
     folder = _temporary_export(model, None, type(model).__name__, device=device)
     try:
-        yield _ScoresOf(Predictor(folder, device, retain_memory=False))
+        yield _ScoresOf(Predictor(folder, device, threads, retain_memory=False))
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -1,4 +1,4 @@
-"""Test helper shared by test_models_vgg.py and test_models_resnet_unet.py: the FCN head's
+"""Test helper shared by test_models_vgg.py and test_models_resnet.py: the FCN head's
 response to one class score, through its own stages (``FCN.stages``, ``FCN.fuse``)."""
 import numpy as np
 import paddle

@@ -69,6 +69,57 @@ def quick_train_opts(root, save_dir):
             "log_iters=1", "save_interval=2", f"save_dir={save_dir}", "device=cpu"]
 
 
+# --- PASCAL-Context, Cityscapes, ADE20K in their release layouts -------------------------
+
+def random_image(h, w, seed):
+    """A seeded random ``h x w`` uint8 RGB image."""
+    return np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)
+
+
+CONTEXT_LABEL = np.array([[0, 1, 59, 255],
+                          [20, 21, 0, 58]], np.uint8)  # background, classes, void
+
+
+def make_context(root, ids=("2008_000002", "2008_000003"), split="train"):
+    """PASCAL-Context under ``root`` (a VOC2010 folder): ``ids`` with ``CONTEXT_LABEL``
+    rolled by the image's position, listed in ``ImageSets/SegmentationContext/<split>.txt``."""
+    for i, name in enumerate(ids):
+        write_image(os.path.join(root, "JPEGImages", name + ".jpg"), random_image(2, 4, i))
+        write_label(os.path.join(root, "SegmentationClassContext", name + ".png"),
+                    np.roll(CONTEXT_LABEL, i, axis=1))
+    split_dir = os.path.join(root, "ImageSets", "SegmentationContext")
+    os.makedirs(split_dir, exist_ok=True)
+    with open(os.path.join(split_dir, split + ".txt"), "w") as f:
+        f.write("".join(n + "\n" for n in ids))
+    return root
+
+
+def make_cityscapes(root, mode="train", unofficial=40):
+    """Two cities; the label holds each of the 34 ids, 255, and ``unofficial`` (40: not an
+    official id)."""
+    ids = np.array(list(range(34)) + [255, unofficial], np.uint8).reshape(4, 9)
+    for city, frame in (("aachen", "000000_000019"), ("bochum", "000001_000020")):
+        stem = f"{city}_{frame}"
+        write_image(os.path.join(root, "leftImg8bit", mode, city, stem + "_leftImg8bit.png"),
+                    random_image(4, 9, 1))
+        label = os.path.join(root, "gtFine", mode, city, stem + "_gtFine_labelIds.png")
+        os.makedirs(os.path.dirname(label), exist_ok=True)
+        cv2.imwrite(label, ids)  # 8-bit grayscale, as the official files
+        cv2.imwrite(label.replace("labelIds", "instanceIds"), ids)  # not picked up
+    return ids
+
+
+def make_ade20k(root, mode="training", prefix="ADE_train"):
+    """Two ADE20K images of split folder ``mode``; stored 0 (void), 1..150 -> the label."""
+    label = np.array([[0, 1, 2, 150], [149, 0, 75, 1]], np.uint8)
+    for i in range(2):
+        name = f"{prefix}_{i + 1:08d}"
+        write_image(os.path.join(root, "images", mode, name + ".jpg"), random_image(2, 4, i))
+        os.makedirs(os.path.join(root, "annotations", mode), exist_ok=True)
+        cv2.imwrite(os.path.join(root, "annotations", mode, name + ".png"), label)
+    return label
+
+
 # --- a `type: ListDataset` file list of padded-size images (engine, CLI) ------------------------
 
 LIST_SIZES = [(24, 32), (32, 28), (28, 24), (32, 32)]  # (H, W): every batch gets padded

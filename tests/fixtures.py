@@ -215,6 +215,21 @@ class TinyNet(paddle.nn.Layer):
 SCORED_CLASSES = 6
 
 
+def overfit_losses(model, x, label, steps=30, lr=0.01):
+    """Adam on one batch ``x`` (N3HW) / ``label`` (NHW) for ``steps`` steps over the model's
+    trainable parameters -> the loss before each step (a short overfit run)."""
+    opt = paddle.optimizer.Adam(lr, parameters=[p for p in model.parameters()
+                                                if not p.stop_gradient])
+    losses = []
+    for _ in range(steps):
+        loss = paddle.nn.functional.cross_entropy(model(x), label, axis=1)
+        loss.backward()
+        opt.step()
+        opt.clear_grad()
+        losses.append(float(loss))
+    return losses
+
+
 def scored_model(name="fcn8s_resnet18"):
     """A width-8 model whose score layers (zero-initialised) and learnable upsamplers get
     seeded random values, so that its predictions hold several classes."""

@@ -7,9 +7,9 @@ import os
 
 import pytest
 
+from fixtures import make_ade20k, make_cityscapes, make_context
 from paddle_fcn.config import load_config
 from paddle_fcn.engine.trainer import train
-from fixtures import make_ade20k, make_cityscapes, make_context
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -12,8 +12,8 @@ from fixtures import overfit_losses
 from paddle_fcn.models import build_model
 from paddle_fcn.models.fcn import IMAGE, CoordMap, coord_map
 from paddle_fcn.models.resnet import ResNetBackbone
-from paddle_fcn.upsample import BilinearUpsample
 from paddle_fcn.normalization import IMAGENET
+from paddle_fcn.upsample import BilinearUpsample
 
 ODD_SIZES = [(23, 37), (65, 47)]
 

@@ -8,7 +8,18 @@ import pytest
 from paddle_fcn.engine.interrupt import TrainingInterrupted, critical, stop_on_signals
 
 
-def test_stop_signal_waits_for_the_critical_section_and_a_second_one_changes_nothing():
+@pytest.fixture
+def default_sigint():
+    """Ctrl-C as an interactive Python process has it. A shell without job control starts a
+    background command (``cmd &``, e.g. a CI run under nohup) with SIGINT ignored, and Python
+    keeps that; the test needs the usual ``KeyboardInterrupt`` handler to check its return."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_stop_signal_waits_for_the_critical_section_and_a_second_one_changes_nothing(
+        default_sigint):
     done = []
     with stop_on_signals():
         with pytest.raises(TrainingInterrupted) as stop:

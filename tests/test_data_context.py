@@ -77,11 +77,18 @@ def test_convert_context_mat_writes_the_png_layout(tmp_path):
         f.write("2008_000002\n2008_000004\n")  # 2008_000004 has no Context label: left out
     with open(os.path.join(voc, "ImageSets", "Main", "val.txt"), "w") as f:
         f.write("2008_000003\n")
-    assert convert_context_mat(str(context), voc) == 2
+    result = convert_context_mat(str(context), voc)
+    assert result.written == 2 and not result.missing_splits
+    assert result.splits == {"train": (2, ["2008_000004"]), "val": (1, [])}
+    assert result.lines() == ["train: 1 of 2 ids; 1 have no .mat label and are left out "
+                              "(2008_000004)", "val: 1 of 1 ids"]
     ds = PascalContext(voc, "train")
     assert len(ds) == 1
     np.testing.assert_array_equal(ds[0][1], [[0, 1], [59, 20]])
     assert len(PascalContext(voc, "val")) == 1
+    with pytest.raises(DataError, match="Main/train.txt and val.txt not found"):
+        convert_context_mat(str(context), str(tmp_path / "empty"))
+    assert not (tmp_path / "empty").exists()
     scipy_io.savemat(str(context / "trainval" / "2008_000009.mat"), {"Other": full})
     with pytest.raises(DataError, match="2008_000009.mat has no variable 'LabelMap'"):
         convert_context_mat(str(context), voc)

@@ -51,3 +51,22 @@ def test_two_headed_model_refuses_one_headed_data(tmp_path):
     cfg.model.options = {"width": 8, "heads": {"semantic": 33, "geometric": 3}}
     with pytest.raises(DataError, match="the model scores .*semantic.* labels one head"):
         train(cfg, progress=False)
+
+
+def test_every_head_of_the_at_once_net_scales_its_skips():
+    """FCN-8s at-once scales pool4 by 0.01 and pool3 by 1e-4 before scoring; an extra head with
+    the first head's score weights must then give the first head's logits exactly."""
+    paddle.seed(0)
+    model = build_model("fcn8s_atonce_vgg16", 3, width=4, heads={"a": 3, "b": 3})
+    model.eval()
+    state = model.state_dict()
+    rng = np.random.default_rng(0)
+    for key in [k for k in state if k.startswith("score_")]:
+        value = rng.normal(size=state[key].shape).astype("float32")
+        state[key] = value
+        state["extra_heads.b." + key] = value
+    model.set_state_dict(state)
+    scores = model(paddle.to_tensor(rng.normal(size=(1, 3, 37, 53)).astype("float32")),
+                   all_heads=True)
+    assert model.extra_heads["b"].skip_scales == (0.01, 1e-4)
+    np.testing.assert_array_equal(scores["b"].numpy(), scores["a"].numpy())

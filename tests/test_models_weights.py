@@ -9,10 +9,10 @@ from paddle_fcn.models import build_model
 from paddle_fcn.errors import WeightsError
 from paddle_fcn.models.files import from_torchvision
 from paddle_fcn.models.state_dict import LoadReport, load_weights
-from paddle_fcn.models.origin import read_state_dict
+from paddle_fcn.models.origin import model_state_dict, read_state_dict
 from paddle_fcn.models.resnet import ResNetBackbone
 from paddle_fcn.models.weights import load_model_weights
-from paddle_fcn.normalization import IMAGENET
+from paddle_fcn.normalization import CAFFE, IMAGENET
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 
@@ -213,6 +213,19 @@ def test_paddle_vision_resnet_weights_round_trip(tmp_path, depth):
     assert model.normalization == IMAGENET
     report = model.backbone.load_imagenet(str(path))
     assert report.unexpected == ["fc.weight", "fc.bias"] and not report.missing
+
+
+def test_resnet_weights_bring_the_normalization_they_store(tmp_path):
+    """A ResNet file that records its input normalisation (as our own files do) sets the
+    model's: a Caffe-normalised trunk fed ImageNet-normalised input would be silently wrong."""
+    source = paddle.vision.models.resnet18()
+    source.normalization = CAFFE
+    path = tmp_path / "resnet18_caffe.pdparams"
+    paddle.save(model_state_dict(source), str(path))
+    model = build_model("fcn8s_resnet18", 5, pretrained=str(path))
+    assert model.normalization == CAFFE and model.backbone.normalization == CAFFE
+    report = model.backbone.imagenet_report
+    assert report.normalization == CAFFE and str(report).endswith(f"{path}: caffe")
 
 
 def test_resnet18_file_into_resnet34_is_refused_without_change(tmp_path):

@@ -72,8 +72,11 @@ def convert_context_main(argv=None):
     p.add_argument("voc_root", help="the VOC2010 folder (JPEGImages/, ImageSets/Main/)")
     args = p.parse_args(argv)
     try:
-        count = convert_context_mat(args.context_dir, args.voc_root)
+        result = convert_context_mat(args.context_dir, args.voc_root)
     except DataError as e:
         return fail(e)
-    print(f"wrote {count} labels to {os.path.join(args.voc_root, 'SegmentationClassContext')}")
+    print(f"wrote {result.written} labels to "
+          f"{os.path.join(args.voc_root, 'SegmentationClassContext')}")
+    for line in result.lines():
+        print(line)
     return 0

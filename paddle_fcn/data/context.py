@@ -20,6 +20,7 @@ MMSegmentation's ``PascalContextDataset59``). 255, if present, is ignored in bot
 holding the 459-class ``LabelMap``, and its ``labels.txt``), mapping by class name the way
 the FCN reference's data layer does; it needs ``scipy`` (optional; a clear error without it).
 """
+import dataclasses
 import glob
 import os
 
@@ -30,7 +31,8 @@ from paddle_fcn.data.io import load_mat, write_label
 from paddle_fcn.data.reference import read_reference_classes
 from paddle_fcn.data.voc import IGNORE_INDEX, PascalVOC, zero_ignored_lut
 
-__all__ = ["CONTEXT_CLASSES", "PascalContext", "convert_context_mat", "context_lut"]
+__all__ = ["CONTEXT_CLASSES", "PascalContext", "ContextConversion", "convert_context_mat",
+           "context_lut"]
 
 CONTEXT_CLASSES = tuple(read_reference_classes("pascal-context_classes-59.txt"))  # 60 names
 
@@ -82,18 +84,48 @@ def context_lut(labels_txt):
     return lut
 
 
+@dataclasses.dataclass
+class ContextConversion:
+    """What ``convert_context_mat`` did. ``written``: labels written; ``splits``: per split
+    written, ``(ids listed, ids without a Context label)``, the latter left out of the split;
+    ``missing_splits``: the ``ImageSets/Main/<split>.txt`` that do not exist (not written)."""
+    written: int
+    splits: dict
+    missing_splits: list
+
+    def lines(self, limit=5):
+        """One line per split for the command's output, naming up to ``limit`` left-out ids."""
+        out = []
+        for split, (listed, unlabelled) in self.splits.items():
+            line = f"{split}: {listed - len(unlabelled)} of {listed} ids"
+            if unlabelled:
+                shown = ", ".join(unlabelled[:limit]) + (", ..." if len(unlabelled) > limit
+                                                         else "")
+                line += f"; {len(unlabelled)} have no .mat label and are left out ({shown})"
+            out.append(line)
+        out += [f"{split}: no ImageSets/Main/{split}.txt, not written"
+                for split in self.missing_splits]
+        return out
+
+
 def convert_context_mat(context_dir, voc_root):
     """Write ``voc_root/SegmentationClassContext/<id>.png`` (0 background, 1..59) from
     ``context_dir/trainval/<id>.mat`` and ``context_dir/labels.txt``, and the split files
     ``ImageSets/SegmentationContext/{train,val}.txt`` from VOC2010's ``ImageSets/Main``
-    (PASCAL-Context's train / val are VOC 2010's). Returns the number of labels written.
+    (PASCAL-Context's train / val are VOC 2010's), keeping the ids that have a label.
+    Returns a ``ContextConversion`` that counts what was written and left out.
     A bad ``.mat`` stops it with a DataError naming the file; the PNGs written before it are
-    complete, and a re-run rewrites them identically."""
+    complete, and a re-run rewrites them identically. No ``labels.txt``, no ``.mat`` or neither
+    split list is a DataError before anything is written."""
     labels_txt = os.path.join(context_dir, "labels.txt")
     if not os.path.isfile(labels_txt):
         raise DataError(f"{labels_txt} not found: the 459-class release ships it next to "
                         f"trainval/")
     lut = context_lut(labels_txt)
+    main = os.path.join(voc_root, "ImageSets", "Main")
+    if not any(os.path.isfile(os.path.join(main, f"{s}.txt")) for s in ("train", "val")):
+        raise DataError(f"{main}/train.txt and val.txt not found: voc_root must be the VOC2010 "
+                        f"folder (PASCAL-Context's splits are VOC 2010's)")
     mats = sorted(glob.glob(os.path.join(context_dir, "trainval", "*.mat")))
     if not mats:
         raise DataError(f"no .mat labels in {os.path.join(context_dir, 'trainval')}")
@@ -106,14 +138,23 @@ def convert_context_mat(context_dir, voc_root):
         ids.append(os.path.splitext(os.path.basename(path))[0])
         write_label(os.path.join(voc_root, "SegmentationClassContext", ids[-1] + ".png"),
                     lut[full])
-    have = set(ids)
+    splits, missing = _write_splits(voc_root, set(ids))
+    return ContextConversion(len(ids), splits, missing)
+
+
+def _write_splits(voc_root, have):
     split_dir = os.path.join(voc_root, "ImageSets", "SegmentationContext")
     os.makedirs(split_dir, exist_ok=True)
+    splits, missing = {}, []
     for split in ("train", "val"):
         main = os.path.join(voc_root, "ImageSets", "Main", f"{split}.txt")
-        if os.path.isfile(main):
-            with open(main, encoding="utf-8") as f:
-                keep = [line.split()[0] for line in f if line.strip() and line.split()[0] in have]
-            with open(os.path.join(split_dir, f"{split}.txt"), "w", encoding="utf-8") as f:
-                f.write("".join(i + "\n" for i in keep))
-    return len(ids)
+        if not os.path.isfile(main):
+            missing.append(split)
+            continue
+        with open(main, encoding="utf-8") as f:
+            listed = [line.split()[0] for line in f if line.strip()]
+        keep = [i for i in listed if i in have]
+        with open(os.path.join(split_dir, f"{split}.txt"), "w", encoding="utf-8") as f:
+            f.write("".join(i + "\n" for i in keep))
+        splits[split] = (len(listed), [i for i in listed if i not in have])
+    return splits, missing

@@ -7,10 +7,11 @@ and losses").
 
 ``with_heads(fcn, heads)`` turns a built FCN into a ``MultiHeadFCN``: the FCN's own head is the
 first head of ``heads`` (its layers keep their names, so ImageNet loading and staged
-training read the same keys), every further head is a new FCN head of the same variant and
-geometry on the same backbone, under ``extra_heads.<name>.``. ``model(x)`` gives the first
-head's logits (evaluation, export and predict see an ordinary FCN); ``model(x,
-all_heads=True)`` gives ``{name: logits}`` for the training loss and the per-head metrics.
+training read the same keys), every further head is a new FCN head of the same variant,
+geometry, upsampler options and skip scales on the same backbone, under
+``extra_heads.<name>.``. ``model(x)`` gives the first head's logits (evaluation, export
+and predict see an ordinary FCN); ``model(x, all_heads=True)`` gives ``{name: logits}`` for
+the training loss and the per-head metrics.
 """
 import paddle
 import paddle.nn as nn
@@ -56,7 +57,7 @@ class MultiHeadFCN(nn.Layer):
         extra = {}
         for name, n in list(heads.items())[1:]:
             head = FCN(fcn.backbone, n, fcn.variant, fcn.geometry, fcn.learnable_upsample,
-                       fcn.learnable_skip_upsample)
+                       fcn.learnable_skip_upsample, fcn.skip_scales)
             head._sub_layers.pop("backbone")  # one trunk: registered once, here
             extra[name] = head
         self.extra_heads = nn.LayerDict(extra)

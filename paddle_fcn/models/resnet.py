@@ -23,7 +23,7 @@ from paddle_fcn.models.checks import positive_int
 from paddle_fcn.models.coords import coord_map
 from paddle_fcn.models.fcn import FCN
 from paddle_fcn.models.state_dict import load_weights
-from paddle_fcn.models.origin import read_state_dict
+from paddle_fcn.models.origin import read_weights
 from paddle_fcn.normalization import IMAGENET
 
 __all__ = [
@@ -187,18 +187,22 @@ class ResNetBackbone(nn.Layer):
 
     def load_imagenet(self, path):
         """Load ImageNet weights of ``paddle.vision``'s / torchvision's ResNet-{depth} from a
-        local file; the ``fc.*`` classifier is left unused (listed as unexpected in the report).
-        Returns the ``LoadReport`` (also kept as ``imagenet_report``). Raises ``WeightsError``
-        for width != 64 or a file that does not fit (e.g. another depth).
+        local file and set ``normalization`` to the one the file was trained with
+        (``origin.origin_normalization``: the one it stores, else ImageNet's); the ``fc.*``
+        classifier is left unused (listed as unexpected in the report). Returns the
+        ``LoadReport`` (also kept as ``imagenet_report``). Raises ``WeightsError`` for
+        width != 64 or a file that does not fit (e.g. another depth).
         """
         if self.width != 64:
             raise WeightsError(
                 f"ImageNet weights {path} need the standard ResNet width 64, "
                 f"but this backbone was built with width={self.width}"
             )
-        self.imagenet_report = load_weights(self, read_state_dict(path), path,
-                                            allow_unexpected=("fc.*",))
-        return self.imagenet_report
+        state, normalization = read_weights(path)
+        report = load_weights(self, state, path, allow_unexpected=("fc.*",))
+        self.normalization = report.normalization = normalization
+        self.imagenet_report = report
+        return report
 
 
 def _fcn_resnet(variant, depth, num_classes, pretrained, learnable_upsample, width,

@@ -7,7 +7,7 @@ import paddle
 import pytest
 
 from paddle_fcn.engine.distributed import micro_batch_weights
-from paddle_fcn.engine.loss import SegmentationLoss
+from paddle_fcn.engine.loss import MultiHeadLoss, SegmentationLoss
 
 
 def test_loss_mean_ignores_void_and_sum_is_reference():
@@ -63,3 +63,32 @@ def test_loss_all_void_is_zero_not_nan():
     label = paddle.full([1, 2, 2], 255, dtype="int64")
     assert float(SegmentationLoss(3)(paddle.randn([1, 3, 2, 2]), label)) == 0.0
 
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_two_headed_micro_batches_equal_the_big_batch(reduction):
+    """Each head's term is weighted by its own valid pixels: micro-batches whose heads have
+    different amounts of void (one with a head entirely void) still sum to the big batch."""
+    heads = {"semantic": 4, "geometric": 3}
+    loss_fn = MultiHeadLoss(heads, reduction=reduction)
+    rng = np.random.RandomState(1)
+    labels, logits = [], []
+    for m, n in enumerate((2, 1, 3)):
+        semantic = rng.randint(0, 4, size=(n, 4, 5))
+        geometric = rng.randint(0, 3, size=(n, 4, 5))
+        semantic[0, : 3 - m] = 255
+        if m == 1:
+            geometric[:] = 255
+        labels.append(np.stack([loss_fn.codec.encode({"semantic": s, "geometric": g})
+                                for s, g in zip(semantic.astype(np.uint8),
+                                                geometric.astype(np.uint8))]).astype("int64"))
+        logits.append({h: paddle.to_tensor(rng.randn(n, c, 4, 5).astype("float32"))
+                       for h, c in heads.items()})
+    weights = micro_batch_weights(loss_fn, [paddle.to_tensor(y) for y in labels])
+    split = sum(float(loss_fn.weighted(x, paddle.to_tensor(y), w))
+                for w, x, y in zip(weights, logits, labels))
+    whole = float(loss_fn({h: paddle.concat([x[h] for x in logits]) for h in heads},
+                          paddle.to_tensor(np.concatenate(labels))))
+    assert split == pytest.approx(whole, rel=1e-6)
+    if reduction == "mean":
+        assert weights[1][1] == 0.0 and weights[1][0] > 0  # geometric void, semantic not

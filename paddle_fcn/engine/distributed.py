@@ -75,16 +75,21 @@ def micro_batch_weights(loss_fn, labels):
     ``n_m`` is its number of images, so equal micro-batches get ``1 / micro-batches``:
     Caffe's averaging over ``iter_size`` and GPUs. Collective when distributed: every rank
     must call it.
+
+    Returns a float per micro-batch; for a multi-head loss (``loss.MultiHeadLoss``, whose
+    normalizer counts each head) with ``mean``, a numpy array of one weight per head, so each
+    head's term is weighted by its own valid pixels.
     """
     if loss_fn.reduction == "sum":
-        counts = [float(y.shape[0]) for y in labels]
+        counts = [np.float64(y.shape[0]) for y in labels]
     else:
         tensors = [y if isinstance(y, paddle.Tensor) else paddle.to_tensor(y) for y in labels]
-        counts = [float(loss_fn.normalizer(y)) for y in tensors]
-    total = float(all_reduce_sum(sum(counts)))
-    if total == 0:  # every pixel of the global batch is void: the losses are 0 anyway
-        return [0.0] * len(labels)
-    return [world_size() * c / total for c in counts]
+        counts = [np.asarray(loss_fn.normalizer(y).numpy(), np.float64) for y in tensors]
+    total = all_reduce_sum(np.sum(counts, axis=0))
+    # where the global batch has no valid pixel (of a head) its losses are 0 anyway: weight 0
+    weights = [np.divide(world_size() * c, total, out=np.zeros_like(total), where=total > 0)
+               for c in counts]
+    return [float(w) if w.ndim == 0 else w for w in weights]
 
 
 @paddle.no_grad()

@@ -10,6 +10,7 @@ softmax_loss_layer.cpp``: ``LayerSetUp`` maps ``normalize`` false to ``BATCH_SIZ
 blog and most toolkits average over the valid pixels instead (``reduction="mean"``, Caffe's
 ``VALID``).
 """
+import numpy as np
 import paddle
 import paddle.nn.functional as F
 
@@ -53,6 +54,11 @@ class SegmentationLoss:
             return total / label.shape[0]
         return total / paddle.clip(self.normalizer(label), min=1e-12)
 
+    def weighted(self, logits, label, weight):
+        """The loss times ``weight``, the float ``distributed.micro_batch_weights`` gives a
+        micro-batch."""
+        return self(logits, label) * weight
+
     def normalizer(self, label):
         """The ``"mean"`` denominator of ``label`` (``N x H x W`` int64), a float32 scalar Tensor.
 
@@ -74,10 +80,11 @@ class MultiHeadLoss:
     ``SoftmaxWithLoss``. ``logits``: ``{name: N x C_name x H x W}``; ``label``: the packed
     ``N x H x W`` map of ``data.heads.HeadCodec``, unpacked per head here.
 
-    ``normalizer`` (the ``"mean"`` micro-batch weighting of data-parallel or accumulated
-    steps) counts the first head's valid pixels, so with ``reduction="mean"`` the step equals
-    one big batch only on one device without accumulation; ``"sum"`` (the reference recipe)
-    is exact everywhere. ``class_weights`` are refused: they are per class of one head.
+    ``normalizer`` counts the valid pixels of each head, so ``distributed.micro_batch_weights``
+    weights each head's term of a micro-batch by its own share: an accumulated or
+    data-parallel step with ``reduction="mean"`` equals one big batch, head by head, as with
+    ``"sum"`` (the reference recipe). ``class_weights`` are refused: they are per class of one
+    head.
     """
 
     all_heads = True  # the trainer asks the model for every head's logits
@@ -92,16 +99,23 @@ class MultiHeadLoss:
         self.losses = {name: SegmentationLoss(n, ignore_index, reduction)
                        for name, n in heads.items()}
         self.ignore_index, self.reduction = ignore_index, reduction
-        self.first = next(iter(heads))
 
     def __call__(self, logits, label):
+        return self.weighted(logits, label, 1.0)
+
+    def weighted(self, logits, label, weight):
+        """Sum over the heads of each head's loss times its weight: ``weight`` is one float
+        for all, or one per head in ``heads`` order (``distributed.micro_batch_weights``)."""
+        weight = np.broadcast_to(np.asarray(weight, np.float64), (len(self.losses),))
         total = 0.0
-        for name, loss in self.losses.items():
-            total = total + loss(logits[name], self.codec.decode(label, name))
+        for w, (name, loss) in zip(weight, self.losses.items()):
+            total = total + loss(logits[name], self.codec.decode(label, name)) * float(w)
         return total
 
     def normalizer(self, label):
-        return self.losses[self.first].normalizer(self.codec.decode(label, self.first))
+        """Each head's ``SegmentationLoss.normalizer``: a float32 Tensor ``[heads]``."""
+        return paddle.stack([loss.normalizer(self.codec.decode(label, name))
+                             for name, loss in self.losses.items()])
 
 
 def build_loss(loss_cfg, num_classes, heads=None):

@@ -78,7 +78,7 @@ def train_one_iter(state, loss_fn, batches, cfg):
             with state.amp.autocast():
                 logits = model(images, all_heads=True) if getattr(loss_fn, "all_heads", False) \
                     else model(images)
-                loss = loss_fn(logits, labels) * weight
+                loss = loss_fn.weighted(logits, labels, weight)
             state.amp.backward(loss)
         total += float(loss)
     total = float(all_reduce_sum(total)) / world_size()

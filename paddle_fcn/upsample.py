@@ -136,7 +136,7 @@ class BilinearUpsample(nn.Layer):
         # padding keeps them dynamic.
         self.kernel_size, self.stride, self.padding = kernel, stride, (pad, pad - extra)
         self.channels, self.factor, self.learnable = channels, stride, bool(learnable)
-        self.sample_aligned = bool(sample_aligned)
+        self.padded, self.sample_aligned = bool(padding), bool(sample_aligned)
         if self.learnable:
             weight = np.zeros((channels, channels, kernel, kernel), dtype=np.float32)
             weight[np.arange(channels), np.arange(channels)] = bilinear_kernel(kernel)
@@ -146,6 +146,16 @@ class BilinearUpsample(nn.Layer):
                 weight_attr=paddle.ParamAttr(initializer=nn.initializer.Assign(weight)),
                 bias_attr=False,
             )
+
+    def as_transposed_conv(self):
+        """A frozen layer as a ``learnable=True`` one of the same geometry, whose
+        ``Conv2DTranspose`` holds this bilinear kernel on the channel diagonal: the same values,
+        computed by a conv op instead of matrix products (for the oneDNN int8 export,
+        ``inference/int8_cpu.py``). A learnable layer is returned as it is."""
+        if self.learnable:
+            return self
+        return BilinearUpsample(self.channels, self.factor, learnable=True, padding=self.padded,
+                                sample_aligned=self.sample_aligned)
 
     def output_length(self, length):
         """Output size along an axis of input size ``length``

@@ -1,12 +1,14 @@
 """Inference precision (``inference/precision.py``): deploy.yml records it, the predictor runs
 it, bf16/int8 masks agree with fp32 where the hardware runs them, clear errors where not.
 
-bf16 needs a CPU with avx512_bf16 or amx_bf16, int8 a GPU with TensorRT (this Paddle has no
-oneDNN int8 path for these models: ``precision.INT8_CPU``); those tests skip elsewhere, with
-the reason. Tiny models (ResNet18 FCN-8s at width 8), synthetic images <= 56 px.
+bf16 needs a CPU with avx512_bf16 or amx_bf16 (GPUs: fp16); int8 runs on CPUs through
+oneDNN (``inference/int8_cpu.py``) and on GPUs through TensorRT; tests that need hardware
+this machine lacks skip with the reason. Tiny models (ResNet18 FCN-8s at width 8), synthetic
+images <= 56 px.
 """
 import os
 
+import cv2
 import numpy as np
 import paddle
 import pytest
@@ -21,8 +23,7 @@ from paddle_fcn.engine.trainer import train
 from paddle_fcn.cli.deploy import export_main, predict_main
 from paddle_fcn.inference.export import ExportError, export_model, read_deploy_info
 from paddle_fcn.inference.precision import (BF16_FLAGS, PrecisionError, bf16_missing,
-                                            calibration_images, compare_outputs, cpu_flags,
-                                            simulate_int8)
+                                            calibration_images, compare_outputs, cpu_flags)
 from paddle_fcn.inference.predictor import Predictor
 from paddle_fcn.models import build_model
 
@@ -160,34 +161,70 @@ def test_int8_calibration_needs_images(tiny, tmp_path, capsys):
     assert len(images) == 2 and images[0].shape[:2] == (1, 3) and images[0].dtype == np.float32
 
 
-def test_int8_simulated_masks_agree_with_fp32(trained):
-    """Paddle's PTQ calibrated on 12 training images: the int8-rounded model (eager, fp32
-    arithmetic: no int8 kernel runs on this CPU, see INT8_CPU) keeps >= 97 % of the masks."""
-    cfg = trained["cfg"]
-    model = load_trained_model(cfg.model, cfg.model.num_classes, trained["ckpt"])[0]
-    quantized = simulate_int8(model, calibration_images(cfg, model.normalization, 12))
-    agree, diff = [], 0.0
-    with paddle.no_grad():
-        for image, _ in build_dataset(cfg.val_dataset, model.normalization, 6):
-            x = paddle.to_tensor(image[None])
-            want, got = model(x).numpy(), quantized(x).numpy()
-            agree.append((want.argmax(1) == got.argmax(1)).mean())
-            diff = max(diff, float(np.abs(want - got).max()))
-    assert diff > 1e-3  # the values were rounded: not the fp32 model again
-    assert np.mean(agree) >= 0.97
-    with pytest.raises(PrecisionError, match="no images"):
-        simulate_int8(model, [])
+@pytest.mark.skipif(HAS_GPU, reason="a GPU: int8 runs there through TensorRT (test below)")
+def test_int8_cpu_export_masks_agree_with_fp32(trained, tmp_path):
+    """Static PTQ on 12 training images, run by oneDNN int8 kernels: >= 97 % of the val
+    masks are the fp32 model's, and the export says how it was calibrated."""
+    agree = _agreement_after_export(trained, tmp_path, "int8", "cpu", ["--calib_images", "12"])
+    assert agree >= 0.97
+    info = read_deploy_info(str(tmp_path / "int8"))
+    assert info["int8_cpu"]["pad_multiple"] == 32 and info["int8_cpu"]["calib_images"] == 12
+    assert (tmp_path / "int8" / "int8" / "model.pdmodel").is_file()
+    assert not [f for f in os.listdir(tmp_path / "int8") if f.startswith(".")]  # no work left
+    image = str(tmp_path / "im.png")  # an odd size: padded to 64 x 64, cropped back
+    write_image(image, np.random.default_rng(2).integers(0, 256, (37, 53, 3), dtype=np.uint8))
+    assert predict_main(["--model_path", str(tmp_path / "int8"), "--image_path", image,
+                         "--save_dir", str(tmp_path / "pred")]) == 0
+    mask = cv2.imread(str(tmp_path / "pred" / "pseudo_color_prediction" / "im.png"))
+    assert mask.shape[:2] == (37, 53)
 
 
-@pytest.mark.skipif(HAS_GPU, reason="a GPU: int8 runs there (TensorRT), not on the CPU path")
-def test_int8_on_cpu_is_a_clear_error(tiny, tmp_path, capsys):
-    with pytest.raises(PrecisionError, match="int8 on CPU.*docs/performance.md"):
-        export_model(tiny["model"], str(tmp_path / "int8"), "none", precision="int8",
-                     device="cpu", calibration=iter(()))
-    assert not (tmp_path / "int8").exists()
-    argv = ["--config", tiny["config"], "--model_path", tiny["ckpt"], "--precision", "int8"]
-    assert eval_main(argv + ["--save_dir", str(tmp_path)]) == 2
-    assert "no oneDNN int8 path" in capsys.readouterr().err
+@pytest.mark.skipif(HAS_GPU, reason="a GPU: int8 runs there through TensorRT")
+def test_eval_precision_int8_scores_the_quantized_model(trained, tmp_path):
+    """tools/eval.py --precision int8 exports the checkpoint at int8 (calibrating on
+    export.calib_images training images) and evaluates that: the number a user ships."""
+    import json
+
+    argv = ["--config", trained["config"], "--model_path", trained["ckpt"], "--skip_data_check",
+            "--opts", "export.calib_images=12"]
+    assert eval_main(argv + ["--save_dir", str(tmp_path / "eager")]) == 0
+    assert eval_main(argv + ["--save_dir", str(tmp_path / "int8"), "--precision", "int8"]) == 0
+    eager, int8 = (json.loads((tmp_path / d / "metrics.json").read_text())
+                   for d in ("eager", "int8"))
+    assert int8["mIoU"] != eager["mIoU"]  # another model: the quantized one
+    assert int8["mIoU"] == pytest.approx(eager["mIoU"], abs=0.03)
+
+
+@pytest.mark.skipif(HAS_GPU, reason="a GPU: int8 runs there through TensorRT")
+def test_int8_runs_only_from_an_int8_export(tiny, tmp_path, capsys):
+    out = tmp_path / "fp32"
+    export_model(tiny["model"], str(out), "none")
+    with pytest.raises(PrecisionError, match="not exported for int8 on CPU"):
+        Predictor(str(out), "cpu", precision="int8")
+    info = yaml.safe_load((out / "deploy.yml").read_text())  # claims an int8 graph it lacks
+    info.update(precision="int8", int8_cpu={"pad_multiple": 32})
+    (out / "deploy.yml").write_text(yaml.safe_dump(info))
+    with pytest.raises(ExportError, match="no int8/model.pdmodel"):
+        Predictor(str(out), "cpu")
+    image = str(tmp_path / "im.png")
+    write_image(image, np.random.default_rng(2).integers(0, 256, (37, 53, 3), dtype=np.uint8))
+    argv = ["--model_path", str(out), "--image_path", image, "--save_dir", str(tmp_path / "p")]
+    assert predict_main(argv) == 2
+    err = capsys.readouterr().err
+    assert "no int8/model.pdmodel" in err and "Traceback" not in err
+    assert predict_main(argv + ["--precision", "fp32"]) == 0
+
+
+def test_int8_export_of_a_model_it_cannot_convert_is_a_clear_error(tmp_path):
+    """U-Net pads its input inside the graph by sizes read from it, which the legacy IR
+    cannot save: the export says so and leaves nothing behind."""
+    model = build_model("unet", 3, width=4, depth=2)
+    model.eval()
+    image = np.random.default_rng(0).standard_normal((1, 3, 40, 44)).astype("float32")
+    with pytest.raises(ExportError, match="(?s)could not convert UNet.*exit 1.*TypeError"):
+        export_model(model, str(tmp_path / "unet"), "none", precision="int8", device="cpu",
+                     calibration=[image])
+    assert os.listdir(tmp_path / "unet") == []
 
 
 def test_eval_precision_fp32_evaluates_the_export_like_the_eager_model(tiny, tmp_path):

@@ -137,6 +137,24 @@ def test_frozen_upsampler_is_the_grouped_transposed_conv(factor, sample_aligned,
                                        ref.numpy()[:, :, o:o + wh, o:o + ww], atol=1e-6)
 
 
+@pytest.mark.parametrize("factor, sample_aligned, padding", GEOMETRIES)
+def test_frozen_upsampler_as_transposed_conv_computes_the_same(factor, sample_aligned,
+                                                                padding):
+    """``as_transposed_conv`` (the int8 export's form) is a learnable layer of the same
+    geometry whose output and windows equal the frozen layer's; a learnable one is itself."""
+    up = BilinearUpsample(3, factor, padding=padding, sample_aligned=sample_aligned)
+    conv = up.as_transposed_conv()
+    assert conv.learnable and (conv.kernel_size, conv.stride, conv.padding) == (
+        up.kernel_size, up.stride, up.padding)
+    data = np.random.default_rng(factor).standard_normal((2, 3, 5, 7)).astype(np.float32)
+    x = paddle.to_tensor(data)
+    np.testing.assert_allclose(conv(x).numpy(), up(x).numpy(), atol=1e-5)
+    window = (1, up.output_length(5) - 2, up.output_length(7) - 1)
+    if window[1] > 0 and window[2] > 0:
+        np.testing.assert_allclose(conv(x, window).numpy(), up(x, window).numpy(), atol=1e-5)
+    assert conv.as_transposed_conv() is conv
+
+
 @pytest.mark.parametrize("learnable", [False, True])
 def test_bad_input_or_window_is_refused(learnable):
     up = BilinearUpsample(2, 8, learnable=learnable)

@@ -96,8 +96,9 @@ def _export_parser():
                    help="appended to the graph (config: export.output_op; default none)")
     p.add_argument("--precision", choices=CHOICES["export.precision"],
                    help="written into deploy.yml and checked on this machine: bf16 needs a CPU "
-                        "with avx512_bf16/AMX (fp16 on GPU), int8 a GPU with TensorRT "
-                        "(config: export.precision; default fp32)")
+                        "with avx512_bf16/AMX (fp16 on GPU); int8 calibrates on training "
+                        "images (oneDNN int8 on CPU, TensorRT on GPU) (config: "
+                        "export.precision; default fp32)")
     p.add_argument("--calib_images", type=int,
                    help="int8: calibrate on this many training images (config: "
                         "export.calib_images; default 200)")
@@ -125,8 +126,11 @@ def export_main(argv=None):
         model, _ = load_trained_model(cfg.model, resolve_num_classes(cfg, None),
                                       args.model_path)
         names = class_names_of(cfg, model.num_classes)
-        calibration = calibration_images(cfg, model.normalization, ex.calib_images) \
-            if ex.precision == "int8" else ()
+        calibration = ()
+        if ex.precision == "int8":
+            print(f"int8: calibrating on up to {ex.calib_images} training images "
+                  f"(post-training quantization; a few minutes for large images)", flush=True)
+            calibration = calibration_images(cfg, model.normalization, ex.calib_images)
         prefix = export_model(model, args.save_dir, ex.output_op, names, cfg.model.type,
                               ex.precision, cfg.device, calibration)
         onnx = export_onnx(args.save_dir, args.opset) if args.onnx else None

@@ -2,6 +2,8 @@
 
     model.json (or model.pdmodel)   the graph (``paddle.jit.save``)
     model.pdiparams                 the weights
+    int8/                           precision int8 on CPU: the oneDNN int8 graph
+                                    (``inference/int8_cpu.py``)
     deploy.yml                      model type, classes and their names, input normalisation,
                                     output op, precision (written last: its presence marks a
                                     complete export)
@@ -64,7 +66,8 @@ def read_deploy_info(model_dir):
 
 
 def deploy_text(model_type, num_classes, class_names, normalization, output_op,
-                 precision="fp32"):
+                 precision="fp32", extra=None):
+    """deploy.yml's text; ``extra``: further records (``int8_cpu``, ``inference/int8_cpu.py``)."""
     out = {"none": "logits, float32 N x C x H x W",
            "softmax": "class probabilities, float32 N x C x H x W",
            "argmax": "class indices, int32 N x H x W"}[output_op]
@@ -79,6 +82,7 @@ def deploy_text(model_type, num_classes, class_names, normalization, output_op,
         "input": f"float32 N x 3 x H x W: {norm['channel_order']} pixels / scale, then "
                  f"(x - mean) / std per channel",
         "output": out,
+        **(extra or {}),
         "paddle_version": paddle.__version__,
     }
     return ("# paddle_fcn export: read by paddle_fcn.inference.Predictor and tools/predict.py\n"

@@ -7,6 +7,7 @@ An export directory holds::
     deploy.yml         what a predictor needs and cannot guess: input normalisation, class
                        names, num_classes, output_op, precision (written last: a directory
                        without it is an interrupted export)
+    int8/              precision int8 on CPU: the oneDNN int8 graph (``inference/int8_cpu.py``)
     _opt_cache/        precision int8 on GPU: TensorRT's calibration table
     model.onnx         optional, ``export_onnx`` (needs ``pip install paddle2onnx``)
 
@@ -33,6 +34,7 @@ from paddle_fcn.errors import ExportError, PrecisionError
 from paddle_fcn.fileio import atomic_write_text
 from paddle_fcn.inference.bundle import (DEPLOY_FILE, OUTPUT_OPS, PREFIX, deploy_text,
                                          model_files, read_deploy_info)
+from paddle_fcn.inference.int8_cpu import INT8_DIR, quantize_for_cpu
 from paddle_fcn.inference.precision import OPT_CACHE, check_precision, compare_outputs
 from paddle_fcn.inference.predictor import Predictor
 
@@ -104,8 +106,9 @@ def export_model(model, save_dir, output_op="none", class_names=None, model_type
     U-Net's count is read from its output). ``class_names`` defaults to ``class_i``.
     ``precision`` (``fp32`` | ``bf16`` | ``int8``) is recorded in deploy.yml; a bf16/int8
     export is run at that precision on ``device`` and checked, so this machine must be able
-    to run it (``PrecisionError`` first if not); int8 (GPU, TensorRT) calibrates on
-    ``calibration``, an iterable of normalised ``1 x 3 x H x W`` float32 images. Returns
+    to run it (``PrecisionError`` first if not); int8 calibrates on ``calibration``, an
+    iterable of normalised ``1 x 3 x H x W`` float32 images (CPU: ``int8_cpu``'s static
+    post-training quantization; GPU: TensorRT's calibration). Returns
     the path prefix (``save_dir/model``). Raises ``ExportError`` when conversion fails or the
     saved graph disagrees with the eager model; an earlier export in ``save_dir`` is then left
     as it was, since the new one is built and checked in ``save_dir/.tmp-export-*`` and only
@@ -132,8 +135,12 @@ def export_model(model, save_dir, output_op="none", class_names=None, model_type
             raise ExportError(f"paddle.jit.save of {type(model).__name__} failed: "
                               f"{type(e).__name__}: {e}") from e
         _check_export(wrapper, path, output_op)
+        extra = {}
+        if precision == "int8" and not use_gpu(device):  # GPU: TensorRT calibrates below
+            extra["int8_cpu"] = quantize_for_cpu(wrapper, staging, calibration)
         atomic_write_text(deploy_text(model_type, num_classes, names, model.normalization,
-                                       output_op, precision), os.path.join(staging, DEPLOY_FILE))
+                                       output_op, precision, extra),
+                          os.path.join(staging, DEPLOY_FILE))
         if precision != "fp32":
             _check_precision(wrapper, staging, output_op, precision, device, calibration)
         _move_export(staging, save_dir)
@@ -146,7 +153,7 @@ def _check_precision(wrapper, folder, output_op, precision, device, calibration)
     """Run the export in ``folder`` as deployed at ``precision`` (int8: calibrated first) and
     compare it with the eager fp32 model on the check input."""
 
-    if precision == "int8":
+    if precision == "int8" and use_gpu(device):
         calibrate(folder, calibration, device)
     x = _check_input()
     with paddle.no_grad():
@@ -172,7 +179,8 @@ def _move_export(staging, save_dir):
         stale = os.path.join(save_dir, name)
         if name.startswith(PREFIX + ".") and name not in new and os.path.isfile(stale):
             os.remove(stale)
-    shutil.rmtree(os.path.join(save_dir, OPT_CACHE), ignore_errors=True)  # old calibration
+    for folder in (OPT_CACHE, INT8_DIR):  # an old calibration, an old int8 graph
+        shutil.rmtree(os.path.join(save_dir, folder), ignore_errors=True)
     for name in new + [DEPLOY_FILE]:
         os.replace(os.path.join(staging, name), os.path.join(save_dir, name))
 

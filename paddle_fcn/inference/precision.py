@@ -6,8 +6,10 @@ precision  CPU (Paddle Inference + oneDNN)                 GPU (Paddle Inference
 fp32       fp32 oneDNN kernels                             fp32 CUDA kernels
 bf16       oneDNN bf16 (``enable_onednn_bfloat16``):       fp16 (``enable_use_gpu(...,
            needs ``avx512_bf16`` or ``amx_bf16``           PrecisionType.Half)``)
-int8       not available with this Paddle (``INT8_CPU``)   TensorRT int8, calibrated on
-                                                           training images at export
+int8       oneDNN int8 (``enable_onednn_int8``) on the     TensorRT int8, calibrated on
+           export's ``int8/`` graph: static post-training  training images at export
+           quantization at export (``int8_cpu.py``);
+           needs AVX2 (fastest with ``avx512_vnni``)
 =========  ==============================================  ==================================
 
 The export's ``deploy.yml`` records its precision and the predictor runs it that way, so a
@@ -33,8 +35,7 @@ from paddle_fcn.config.schema import CHOICES
 from paddle_fcn.errors import PrecisionError
 
 __all__ = ["PRECISIONS", "PrecisionError", "bf16_missing", "cpu_flags", "check_precision",
-           "configure_precision", "calibration_images", "compare_outputs",
-           "simulate_int8", "INT8_CPU"]
+           "configure_precision", "calibration_images", "compare_outputs"]
 
 PRECISIONS = CHOICES["export.precision"]
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -45,18 +46,11 @@ TRT_SHAPES = ([1, 3, 32, 32], [1, 3, 2048, 2048], [1, 3, 512, 512])
 # max |logit|: catches a broken conversion (wrong layout, missing op: errors of O(1)), not
 # the rounding that the benchmark and tools/eval.py --precision measure.
 CHECK_TOLERANCE = {"fp32": 1e-4, "bf16": 0.05, "int8": 0.25}
-
-INT8_CPU = (
-    "precision int8 on CPU: Paddle {version} has no oneDNN int8 path that runs these models. "
-    "Measured (Paddle 3.3.1): its PIR inference pipeline adds no int8 pass for "
-    "Config.enable_onednn_int8() (the graph stays fp32); paddle.quantization's PTQ graph "
-    "does not save with a dynamic input (quantize_linear: 'shape[0] = -1') and, saved at a "
-    "fixed size, fails to run ('Tensor holds no memory' in pd_op.cast); the legacy-IR route "
-    "(paddle.static.quantization) needs a .pdmodel, which paddle.jit.save cannot write for "
-    "these models. Use bf16 (CPUs with avx512_bf16 or AMX) or fp32 on CPU, or int8 on a GPU "
-    "with TensorRT; details in docs/performance.md")
-
-
+# The ops oneDNN runs in int8 on CPU (int8_cpu.py quantizes the convs). Not elementwise_add,
+# which oneDNN would run in int8 by default: without calibrated scales of its own that kept
+# 83 % of a trained tiny FCN-8s ResNet18's masks, with them 97.5 %, the convs and pools alone
+# 99.5 %; FCN-8s VGG16 at 512 x 512 ran no faster with it (docs/performance.md#int8-on-cpu).
+INT8_CPU_OPS = ("conv2d", "pool2d")
 
 
 def cpu_flags(path="/proc/cpuinfo"):
@@ -106,8 +100,9 @@ def check_precision(precision, gpu):
             else bf16_missing(()))
         if missing:
             raise PrecisionError(missing)
-    if precision == "int8":
-        raise PrecisionError(INT8_CPU.format(version=paddle.__version__))
+    if precision == "int8" and not paddle.base.core.supports_int8():
+        raise PrecisionError("precision int8 on CPU needs oneDNN int8 kernels (AVX2 or "
+                             "AVX-512), which this CPU lacks; run with --precision fp32")
 
 
 def configure_precision(config, precision, gpu, model_dir):
@@ -119,6 +114,9 @@ def configure_precision(config, precision, gpu, model_dir):
     if not gpu:
         if precision == "bf16":
             config.enable_onednn_bfloat16()
+        elif precision == "int8":  # the export's int8/ graph, a legacy-IR program
+            config.enable_new_ir(False)
+            config.enable_onednn_int8(set(INT8_CPU_OPS))
         return
     if precision == "bf16":  # GPUs: fp16 (tensor cores); set before the predictor is made
         config.enable_use_gpu(256, 0, pi.PrecisionType.Half)
@@ -148,36 +146,6 @@ def _images(cfg, normalization, count):
                             normalization, cfg.model.num_classes)
     for i in range(min(count, len(dataset))):
         yield np.ascontiguousarray(dataset[i][0], dtype=np.float32)[None]
-
-
-def simulate_int8(model, calibration):
-    """``model`` through Paddle's post-training quantization (``paddle.quantization.PTQ``:
-    abs-max observers on every ``Conv2D``'s weight and input, calibrated on ``calibration``,
-    ``1 x 3 x H x W`` float32 images), converted to int8 quantize-dequantize: an eager model
-    that computes in fp32 with int8-rounded values. It measures what int8 costs in accuracy
-    where no int8 kernels run (``INT8_CPU``); it is not faster and is not exported. Has the
-    model's ``normalization`` and ``num_classes``. ``PrecisionError`` without images."""
-    from paddle.quantization import PTQ, QuantConfig
-    from paddle.quantization.observers import AbsmaxObserver
-
-    config = QuantConfig(activation=None, weight=None)  # the upsamplers stay fp32
-    config.add_type_config([paddle.nn.Conv2D], activation=AbsmaxObserver(),
-                           weight=AbsmaxObserver())
-    ptq = PTQ(config)
-    model.eval()
-    observed = ptq.quantize(model, inplace=False)
-    count = 0
-    with paddle.no_grad():
-        for image in calibration:
-            observed(paddle.to_tensor(image))
-            count += 1
-    if count == 0:
-        raise PrecisionError("int8 calibration got no images: it needs at least one")
-    quantized = ptq.convert(observed, inplace=False)
-    quantized.eval()
-    quantized.normalization = model.normalization
-    quantized.num_classes = getattr(model, "num_classes", None)
-    return quantized
 
 
 def compare_outputs(got, want, output_op, precision):

@@ -13,13 +13,17 @@ kept (the memory this saves: docs/performance.md#paddle-inference-predictor); th
 pad their input to a multiple of 32, so sizes that pad alike share most primitives. The first
 run at a new shape pays for creating them.
 """
+import contextlib
 import os
+import sys
+import tempfile
 
 import numpy as np
 
 from paddle_fcn.device import use_gpu
-from paddle_fcn.errors import ExportError
+from paddle_fcn.errors import ExportError, PrecisionError
 from paddle_fcn.inference.bundle import model_files, read_deploy_info
+from paddle_fcn.inference.int8_cpu import int8_files, pad_batch
 from paddle_fcn.inference.precision import configure_precision
 from paddle_fcn.runtime import physical_cores, retain_freed_memory
 
@@ -52,10 +56,10 @@ class Predictor:
         self.normalization = self.info["normalization"]
         self.output_op = self.info["output_op"]
         self.precision = precision or self.info["precision"]
-        graph, params = model_files(model_dir)
+        gpu = use_gpu(device)
+        graph, params = self._graph(model_dir, gpu)
         config = pi.Config(graph, params)
         config.disable_glog_info()
-        gpu = use_gpu(device)
         if gpu:
             config.enable_use_gpu(256, 0)
             self.device, self.threads = "gpu", None
@@ -69,9 +73,27 @@ class Predictor:
             if retain_memory:
                 retain_freed_memory()
         configure_precision(config, self.precision, gpu, model_dir)
-        self._predictor = pi.create_predictor(config)
+        quiet = _stderr_kept_unless_failing() if self.precision == "int8" and not gpu \
+            else contextlib.nullcontext()  # oneDNN's int8 passes log ~80 lines to stderr
+        with quiet:
+            self._predictor = pi.create_predictor(config)
         self._input = self._predictor.get_input_handle(self._predictor.get_input_names()[0])
         self._output_name = self._predictor.get_output_names()[0]
+
+    def _graph(self, model_dir, gpu):
+        """The graph and weights to run: the int8 graph for int8 on CPU (its input padded by
+        ``predict`` to ``pad_multiple``, ``inference/int8_cpu.py``), else the export's own."""
+        self._pad_multiple = 1
+        if gpu or self.precision != "int8":
+            return model_files(model_dir)
+        record = self.info.get("int8_cpu")
+        if not isinstance(record, dict) or "pad_multiple" not in record:
+            raise PrecisionError(f"{model_dir} was not exported for int8 on CPU (its deploy.yml "
+                                 f"has no int8_cpu record: a GPU/TensorRT or fp32 export); "
+                                 f"export it with --precision int8 on a CPU, or run it with "
+                                 f"--precision fp32")
+        self._pad_multiple = int(record["pad_multiple"])
+        return int8_files(model_dir)
 
     def predict(self, batch):
         """``N x 3 x H x W`` float32 normalised batch -> numpy output (see ``output_op``):
@@ -80,10 +102,34 @@ class Predictor:
         if batch.ndim != 4 or batch.shape[1] != 3 or min(batch.shape) < 1:
             raise ValueError(f"Predictor.predict expects an N x 3 x H x W batch, got shape "
                              f"{batch.shape}")
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        height, width = batch.shape[2:]
+        batch = np.ascontiguousarray(pad_batch(batch, self._pad_multiple), dtype=np.float32)
         self._input.reshape(list(batch.shape))
         self._input.copy_from_cpu(batch)
         self._predictor.run()
-        return self._predictor.get_output_handle(self._output_name).copy_to_cpu()
+        out = self._predictor.get_output_handle(self._output_name).copy_to_cpu()
+        if self._pad_multiple == 1:
+            return out
+        return np.ascontiguousarray(out[..., :height, :width])  # the padding's pixels dropped
 
     __call__ = predict
+
+
+@contextlib.contextmanager
+def _stderr_kept_unless_failing():
+    """Hold what C++ code writes to file descriptor 2 inside the block; show it only if the
+    block raises (so a failure keeps its log)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)

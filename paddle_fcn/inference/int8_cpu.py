@@ -1,0 +1,233 @@
+"""int8 on CPU: Paddle's static post-training quantization, run by oneDNN int8 kernels.
+
+Paddle 3.3's PIR pipeline has no oneDNN int8 passes; its legacy-IR pipeline has them
+(``quant_dequant_onednn_pass``, ``cpu_quantize_pass``, ...), for a legacy ``.pdmodel``
+quantized by ``paddle.static.quantization.PostTrainingQuantization`` (PaddleSlim's
+``quant_post_static`` wraps the same class, so it is not needed). Getting there takes four
+things, each measured (docs/performance.md#int8-on-cpu):
+
+* ``FLAGS_enable_pir_api=0`` before ``paddle`` is imported (it cannot be switched in a running
+  process), so ``quantize_for_cpu`` runs the export in a child process (``main`` below);
+* no ``paddle.matmul`` / ``paddle.abs``: under the legacy IR those ops reject the graph's
+  variables, so the frozen bilinear upsamplers become the equal transposed convs
+  (``BilinearUpsample.as_transposed_conv``);
+* no ``F.pad`` with sizes read from the input: the graph takes its input already padded to
+  the FCN's multiple of 32 (``pad_multiple``), which the ``Predictor`` does, with the zeros
+  the model pads with, then crops the output back: the same computation;
+* BatchNorm folded into the convs (``int8_source``): left in, oneDNN fuses conv + BatchNorm
+  after the calibrated scales were attached, and leaves those convs in fp32.
+
+The export folder gets ``int8/model.pdmodel`` and ``int8/model.pdiparams`` beside the fp32
+graph (``Predictor(..., precision="fp32")`` still runs that), and deploy.yml an ``int8_cpu``
+record. Convolutions are quantized (weights per output channel, activations from the
+calibration images with ``ALGO``); additions and the upsamplers' transposed convs stay fp32
+(``precision.INT8_CPU_OPS``).
+"""
+import glob
+import json
+import math
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+from paddle_fcn.errors import ExportError, PrecisionError
+
+__all__ = ["INT8_DIR", "ALGO", "QUANTIZED_OPS", "int8_files", "int8_source", "pad_batch",
+           "quantize_for_cpu"]
+
+INT8_DIR = "int8"
+# Activation ranges from the calibration images: "hist" (the 99.999th percentile of |x|);
+# on the quickstart model it kept fp32's mIoU (+0.07 points; abs_max -0.05, avg -0.02).
+ALGO = "hist"
+QUANTIZED_OPS = ["conv2d", "depthwise_conv2d"]
+
+
+def int8_files(model_dir):
+    """``(graph, params)`` of the oneDNN int8 graph of an export; ``ExportError`` if absent."""
+    graph, params = (os.path.join(model_dir, INT8_DIR, "model" + ext)
+                     for ext in (".pdmodel", ".pdiparams"))
+    if not (os.path.isfile(graph) and os.path.isfile(params)):
+        raise ExportError(f"{model_dir} has no {INT8_DIR}/model.pdmodel and model.pdiparams: "
+                          f"export it again with --precision int8 on a CPU")
+    return graph, params
+
+
+def pad_batch(batch, multiple):
+    """``N x C x H x W`` zero-padded at the bottom/right to multiples of ``multiple``, as the
+    FCN pads its input (``models.fcn.Alignment.pad``)."""
+    pad_h, pad_w = -batch.shape[2] % multiple, -batch.shape[3] % multiple
+    if pad_h == 0 and pad_w == 0:
+        return batch
+    return np.pad(batch, ((0, 0), (0, 0), (0, pad_h), (0, pad_w)))
+
+
+def int8_source(wrapper):
+    """A copy of the export wrapper that the legacy IR can save and oneDNN can quantize:
+    frozen upsamplers as transposed convs, BatchNorms folded into their convs, input padding
+    left to the caller. Returns ``(copy, pad_multiple)``."""
+    from paddle_fcn.upsample import BilinearUpsample
+
+    source = pickle.loads(pickle.dumps(wrapper))
+    for layer in source.sublayers(include_self=True):
+        for name, child in list(layer.named_children()):
+            if isinstance(child, BilinearUpsample) and not child.learnable:
+                layer.add_sublayer(name, child.as_transposed_conv())
+    _fold_batch_norms(source)
+    multiple = 1
+    for layer in source.sublayers(include_self=True):
+        align = getattr(layer, "align", None)
+        if align is not None and hasattr(align, "pad_multiple"):
+            multiple = math.lcm(multiple, align.pad_multiple)
+            align.pad_multiple = 1  # the Predictor pads (pad_batch)
+    source.eval()
+    return source, multiple
+
+
+def _fold_batch_norms(root):
+    """Fold every ``BatchNorm2D`` that follows a ``Conv2D`` (siblings ``convK`` / ``bnK``, as
+    in ResNet, or neighbours in an ``nn.Sequential``) into the conv, which gets a bias, and
+    replace it by ``nn.Identity``: the same function in eval mode. Without it oneDNN leaves
+    every conv + BatchNorm in fp32 (its fused conv has no calibrated output scale)."""
+    import paddle.nn as nn
+
+    for layer in root.sublayers(include_self=True):
+        children = dict(layer.named_children())
+        names = list(children)
+        pairs = zip(names, names[1:]) if isinstance(layer, nn.Sequential) else \
+            ((n, "bn" + n[len("conv"):]) for n in names if n.startswith("conv"))
+        for conv_name, bn_name in pairs:
+            conv, bn = children.get(conv_name), children.get(bn_name)
+            if isinstance(conv, nn.Conv2D) and isinstance(bn, nn.BatchNorm2D):
+                _fold(conv, bn)
+                layer.add_sublayer(bn_name, nn.Identity())
+
+
+def _fold(conv, bn):
+    """``bn(conv(x))`` as one conv: weights scaled per output channel, a bias added."""
+    import paddle
+
+    scale = bn.weight.numpy() / np.sqrt(bn._variance.numpy() + bn._epsilon)
+    bias = conv.bias.numpy() if conv.bias is not None else np.zeros(scale.shape, np.float32)
+    conv.weight.set_value(conv.weight.numpy() * scale.reshape(-1, 1, 1, 1))
+    folded = (bias - bn._mean.numpy()) * scale + bn.bias.numpy()
+    if conv.bias is None:
+        conv.bias = conv.create_parameter([scale.size], is_bias=True)
+    conv.bias.set_value(paddle.to_tensor(folded.astype(np.float32)))
+
+
+def quantize_for_cpu(wrapper, folder, calibration, algo=None):
+    """Write ``folder/int8/`` from the eager export ``wrapper`` (``export.OutputOp``),
+    calibrated on ``calibration`` (normalised ``1 x 3 x H x W`` float32 images, any sizes)
+    with PTQ's activation ``algo`` (default ``ALGO``). Returns deploy.yml's ``int8_cpu``
+    record. ``PrecisionError`` without images or without oneDNN int8 support; ``ExportError``
+    naming the cause when the copy does not compute the model or the child process fails."""
+    import paddle
+
+    algo = algo or ALGO
+    if not paddle.base.core.supports_int8():
+        raise PrecisionError("precision int8 on CPU needs oneDNN int8 kernels (AVX2 or "
+                             "AVX-512), which this CPU lacks; use --precision fp32")
+    try:
+        source, multiple = int8_source(wrapper)
+    except (pickle.PicklingError, TypeError, AttributeError) as e:
+        raise ExportError(f"int8 for CPU copies the model, and {type(wrapper.model).__name__} "
+                          f"cannot be copied: {type(e).__name__}: {e}") from e
+    _check_source(wrapper, source, multiple)
+    work = tempfile.mkdtemp(prefix=".int8-work-", dir=folder)
+    try:
+        count = _write_calibration(calibration, work, multiple)
+        with open(os.path.join(work, "source.pkl"), "wb") as f:
+            pickle.dump(source, f)
+        failure = _run_child(work, os.path.join(folder, INT8_DIR), algo)
+        if failure:
+            raise ExportError(f"int8 for CPU could not convert {type(wrapper.model).__name__}: "
+                              f"saving it as a legacy-IR program and quantizing it (a child "
+                              f"process) failed, {failure} (the FCN models convert; "
+                              f"docs/performance.md#int8-on-cpu)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {"pad_multiple": multiple, "calib_images": count, "algo": algo,
+            "quantized_ops": list(QUANTIZED_OPS)}
+
+
+def _check_source(wrapper, source, multiple):
+    """The copy's logits on the padded input, cropped, must be the model's (float rounding
+    aside; logits, not the output op, which an argmax near a tie would flip)."""
+    import paddle
+
+    x = np.random.default_rng(0).standard_normal((1, 3, 37, 53)).astype("float32")
+    with paddle.no_grad():
+        want = wrapper.model(paddle.to_tensor(x)).numpy()
+        got = source.model(paddle.to_tensor(pad_batch(x, multiple))).numpy()[..., :37, :53]
+    err = float(np.abs(got - want).max()) if got.shape == want.shape else float("inf")
+    if err > 1e-4 * max(1.0, float(np.abs(want).max())):
+        raise ExportError(f"int8 for CPU: {type(wrapper.model).__name__} with its upsamplers as "
+                          f"transposed convs and BatchNorms folded differs from the model by "
+                          f"{err:.3g} on a 37 x 53 input; it cannot be quantized this way")
+
+
+def _write_calibration(calibration, work, multiple):
+    count = 0
+    for image in calibration:
+        np.save(os.path.join(work, f"calib_{count:06d}.npy"),
+                pad_batch(np.asarray(image, np.float32), multiple))
+        count += 1
+    if count == 0:
+        raise PrecisionError("int8 calibration got no images: it needs at least one "
+                             "(--calib_images N, a few hundred training images)")
+    return count
+
+
+def _run_child(work, out, algo):
+    """Run ``main`` in a child process with the legacy IR; ``None``, or what went wrong."""
+    # Started in the folder that holds this paddle_fcn, so the child imports this one and not
+    # a paddle_fcn/ of the current directory (python -m looks there first).
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, FLAGS_enable_pir_api="0")
+    log = os.path.join(work, "log.txt")
+    argv = [sys.executable, "-m", "paddle_fcn.inference.int8_cpu", os.path.abspath(work),
+            os.path.abspath(out), algo]
+    with open(log, "w", encoding="utf-8") as f:
+        code = subprocess.call(argv, stdout=f, stderr=subprocess.STDOUT, env=env,
+                               cwd=package_root)
+    if code == 0:
+        return None
+    with open(log, encoding="utf-8", errors="replace") as f:
+        tail = [line.rstrip() for line in f if line.strip()][-6:]
+    return f"exit {code}; the end of its log:\n  " + "\n  ".join(tail)
+
+
+def main(work, out, algo):
+    """The child: save ``work/source.pkl`` as a legacy ``.pdmodel`` (dynamic N, H, W), quantize
+    it on ``work/calib_*.npy`` with ``algo``, write ``out/model.pdmodel`` and
+    ``out/model.pdiparams``."""
+    import paddle_fcn.runtime  # noqa: F401  (CPU settings before paddle loads)
+    import paddle
+    from paddle.static.quantization import PostTrainingQuantization
+
+    with open(os.path.join(work, "source.pkl"), "rb") as f:
+        source = pickle.load(f)
+    fp32 = os.path.join(work, "fp32")
+    spec = [paddle.static.InputSpec([None, 3, None, None], "float32", name="x")]
+    paddle.jit.save(source, os.path.join(fp32, "model"), input_spec=spec)
+    paths = sorted(glob.glob(os.path.join(work, "calib_*.npy")))
+    paddle.enable_static()
+    ptq = PostTrainingQuantization(
+        executor=paddle.static.Executor(paddle.CPUPlace()), model_dir=fp32,
+        model_filename="model.pdmodel", params_filename="model.pdiparams",
+        data_loader=lambda: ({"x": np.load(p)} for p in paths), batch_nums=len(paths),
+        algo=algo, quantizable_op_type=QUANTIZED_OPS,
+        weight_quantize_type="channel_wise_abs_max", onnx_format=False)
+    ptq.quantize()
+    ptq.save_quantized_model(out, model_filename="model.pdmodel",
+                             params_filename="model.pdiparams")
+    print(json.dumps({"calibrated": len(paths), "out": out}))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])

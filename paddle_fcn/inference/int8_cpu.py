@@ -124,14 +124,10 @@ def quantize_for_cpu(wrapper, folder, calibration, algo=None):
     """Write ``folder/int8/`` from the eager export ``wrapper`` (``export.OutputOp``),
     calibrated on ``calibration`` (normalised ``1 x 3 x H x W`` float32 images, any sizes)
     with PTQ's activation ``algo`` (default ``ALGO``). Returns deploy.yml's ``int8_cpu``
-    record. ``PrecisionError`` without images or without oneDNN int8 support; ``ExportError``
-    naming the cause when the copy does not compute the model or the child process fails."""
-    import paddle
-
+    record (``precision.check_precision`` has checked that this CPU runs int8).
+    ``PrecisionError`` without images; ``ExportError`` naming the cause when the copy does not
+    compute the model or the child process fails."""
     algo = algo or ALGO
-    if not paddle.base.core.supports_int8():
-        raise PrecisionError("precision int8 on CPU needs oneDNN int8 kernels (AVX2 or "
-                             "AVX-512), which this CPU lacks; use --precision fp32")
     try:
         source, multiple = int8_source(wrapper)
     except (pickle.PicklingError, TypeError, AttributeError) as e:

@@ -39,7 +39,8 @@ class Predictor:
     process (faster, no page faults per pass; resident memory stays at its high-water
     mark; also off with ``PADDLE_FCN_RETAIN_MEMORY=0``). ``precision``: ``fp32`` | ``bf16`` |
     ``int8``, default the export's own (``deploy.yml``); see ``inference/precision.py`` for
-    what each runs as on CPU and GPU (``PrecisionError`` when this device cannot). Attributes:
+    what each runs as on CPU and GPU (``PrecisionError`` when this device cannot; int8 on
+    CPU runs the export's ``int8/`` graph, ``inference/int8_cpu.py``). Attributes:
     ``info`` (deploy.yml), ``num_classes``, ``class_names``, ``normalization``, ``output_op``,
     ``device``, ``threads``, ``precision``.
     """

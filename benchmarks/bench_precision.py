@@ -33,7 +33,7 @@ import paddle
 
 from paddle_fcn.cli import load_experiment
 from paddle_fcn.cli.evaluate import run_eval
-from paddle_fcn.inference.export import export_model
+from paddle_fcn.inference.export import ExportError, export_model
 from paddle_fcn.inference.precision import (BF16_FLAGS, PRECISIONS, PrecisionError,
                                             cpu_flags)
 from paddle_fcn.inference.predictor import Predictor
@@ -99,7 +99,7 @@ def speed(args):
                 export_model(model, folder, "none", model_type="fcn8s_vgg16",
                              precision=precision, device="cpu", calibration=calibration)
                 predictor = Predictor(folder, "cpu")
-            except PrecisionError as e:
+            except (PrecisionError, ExportError) as e:
                 rows[f"predictor {precision}"] = _reason(e)
                 continue
             rows[f"predictor {precision}"] = _median(lambda: predictor.predict(x), args.repeat,
@@ -189,7 +189,7 @@ def accuracy(args):
         for precision in PRECISIONS:
             try:
                 scorer = load_scorer(ckpt, cfg, "cpu", precision)
-            except PrecisionError as e:
+            except (PrecisionError, ExportError) as e:
                 rows[f"predictor {precision}"] = _reason(e)
                 continue
             rows[f"predictor {precision}"] = _miou(cfg, ckpt, scorer)

@@ -4,8 +4,10 @@ import numpy as np
 import paddle
 import pytest
 
-from paddle_fcn.inference.export import OutputOp
+from paddle_fcn.inference.bundle import read_deploy_info
+from paddle_fcn.inference.export import OutputOp, export_model
 from paddle_fcn.inference.int8_cpu import int8_source, pad_batch
+from paddle_fcn.inference.predictor import Predictor
 from paddle_fcn.models import build_model
 from paddle_fcn.upsample import BilinearUpsample
 
@@ -29,8 +31,8 @@ def _with_statistics(model, seed=0):
 def test_int8_source_computes_the_model_on_the_padded_input(name, options, multiple):
     wrapper = OutputOp(_with_statistics(build_model(name, 5, **options)))
     wrapper.eval()
-    source, pad = int8_source(wrapper)
-    assert pad == multiple
+    source, pad, graph_op = int8_source(wrapper)
+    assert pad == multiple and graph_op == "none"
     kinds = [type(layer).__name__ for layer in source.sublayers()]
     assert "BatchNorm2D" not in kinds
     assert all(u.learnable for u in source.sublayers() if isinstance(u, BilinearUpsample))
@@ -48,3 +50,22 @@ def test_pad_batch_pads_bottom_right_with_zeros():
     assert padded.shape == (2, 3, 64, 64) and padded[:, :, 37:].sum() == 0
     np.testing.assert_array_equal(padded[:, :, :37], x)
     assert pad_batch(x[:, :, :32], 32).shape == (2, 3, 32, 64) and pad_batch(x, 1) is x
+
+
+def test_two_headed_model_exports_at_int8_with_an_argmax_output(tmp_path):
+    """The first head of a MultiHeadFCN is held outside its sublayers, and argmax does not
+    save under the legacy IR: the export converts that head too, and the Predictor takes the
+    argmax of the int8 graph's logits, cropped to each input's size."""
+    model = _with_statistics(build_model("fcn16s_resnet18", 5, width=8,
+                                         heads={"semantic": 5, "geometric": 3}))
+    rng = np.random.default_rng(2)
+    images = [rng.standard_normal((1, 3, 40, 48)).astype("float32") for _ in range(3)]
+    out = str(tmp_path / "int8")
+    export_model(model, out, "argmax", precision="int8", device="cpu", calibration=images)
+    record = read_deploy_info(out)["int8_cpu"]
+    assert record["graph_output_op"] == "none" and record["calib_images"] == 3
+    x = rng.standard_normal((2, 3, 37, 53)).astype("float32")
+    got = Predictor(out, "cpu").predict(x)
+    want = Predictor(out, "cpu", precision="fp32").predict(x)
+    assert got.shape == want.shape == (2, 37, 53) and got.dtype == np.int32
+    assert (got == want).mean() >= 0.9

@@ -87,7 +87,7 @@ def context_lut(labels_txt):
 @dataclasses.dataclass
 class ContextConversion:
     """What ``convert_context_mat`` did. ``written``: labels written; ``splits``: per split
-    written, ``(ids listed, ids without a Context label)``, the latter left out of the split;
+    written, ``(number of ids listed, [ids without a Context label])``, the latter left out;
     ``missing_splits``: the ``ImageSets/Main/<split>.txt`` that do not exist (not written)."""
     written: int
     splits: dict

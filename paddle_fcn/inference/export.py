@@ -35,7 +35,8 @@ from paddle_fcn.fileio import atomic_write_text
 from paddle_fcn.inference.bundle import (DEPLOY_FILE, OUTPUT_OPS, PREFIX, deploy_text,
                                          model_files, read_deploy_info)
 from paddle_fcn.inference.int8_cpu import INT8_DIR, quantize_for_cpu
-from paddle_fcn.inference.precision import OPT_CACHE, check_precision, compare_outputs
+from paddle_fcn.inference.precision import (NO_CALIBRATION, OPT_CACHE, check_precision,
+                                            compare_outputs)
 from paddle_fcn.inference.predictor import Predictor
 
 __all__ = ["OUTPUT_OPS", "ExportError", "OutputOp", "export_model", "read_deploy_info",
@@ -137,7 +138,7 @@ def export_model(model, save_dir, output_op="none", class_names=None, model_type
         _check_export(wrapper, path, output_op)
         extra = {}
         if precision == "int8" and not use_gpu(device):  # GPU: TensorRT calibrates below
-            extra["int8_cpu"] = quantize_for_cpu(wrapper, staging, calibration)
+            extra["int8_cpu"] = quantize_for_cpu(wrapper, staging, calibration, _check_input())
         atomic_write_text(deploy_text(model_type, num_classes, names, model.normalization,
                                        output_op, precision, extra),
                           os.path.join(staging, DEPLOY_FILE))
@@ -169,8 +170,8 @@ def _move_export(staging, save_dir):
     """Replace the export in ``save_dir`` by the checked one in ``staging``. deploy.yml goes
     first out and last in, so an interruption leaves a directory that says it is incomplete;
     model files of the old export that the new one lacks (``model.onnx``, a legacy
-    ``model.pdmodel``, a TensorRT ``_opt_cache/``) are removed rather than left to pair with
-    the new weights."""
+    ``model.pdmodel``, a TensorRT ``_opt_cache/``, an ``int8/`` graph) are removed rather
+    than left to pair with the new weights."""
     new = sorted(f for f in os.listdir(staging) if f != DEPLOY_FILE)
     old_deploy = os.path.join(save_dir, DEPLOY_FILE)
     if os.path.exists(old_deploy):
@@ -221,8 +222,7 @@ def calibrate(model_dir, batches, device="gpu"):
     batches = iter(batches)
     first = next(batches, None)
     if first is None:
-        raise PrecisionError("int8 calibration got no images: it needs at least one "
-                             "(--calib_images N, a few hundred training images)")
+        raise PrecisionError(NO_CALIBRATION)
     predictor = Predictor(model_dir, device, precision="int8")
     count = 0
     for batch in itertools.chain([first], batches):

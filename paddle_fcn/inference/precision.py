@@ -35,7 +35,8 @@ from paddle_fcn.config.schema import CHOICES
 from paddle_fcn.errors import PrecisionError
 
 __all__ = ["PRECISIONS", "PrecisionError", "bf16_missing", "cpu_flags", "check_precision",
-           "configure_precision", "calibration_images", "compare_outputs"]
+           "configure_precision", "calibration_images", "CalibrationImages", "compare_outputs",
+           "INT8_CPU_OPS", "NO_CALIBRATION"]
 
 PRECISIONS = CHOICES["export.precision"]
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -46,11 +47,11 @@ TRT_SHAPES = ([1, 3, 32, 32], [1, 3, 2048, 2048], [1, 3, 512, 512])
 # max |logit|: catches a broken conversion (wrong layout, missing op: errors of O(1)), not
 # the rounding that the benchmark and tools/eval.py --precision measure.
 CHECK_TOLERANCE = {"fp32": 1e-4, "bf16": 0.05, "int8": 0.25}
-# The ops oneDNN runs in int8 on CPU (int8_cpu.py quantizes the convs). Not elementwise_add,
-# which oneDNN would run in int8 by default: without calibrated scales of its own that kept
-# 83 % of a trained tiny FCN-8s ResNet18's masks, with them 97.5 %, the convs and pools alone
-# 99.5 %; FCN-8s VGG16 at 512 x 512 ran no faster with it (docs/performance.md#int8-on-cpu).
+# The ops oneDNN runs in int8 on CPU: not the additions, which it would by default and which
+# cost accuracy without a speed-up (measured: docs/performance.md#int8-on-cpu).
 INT8_CPU_OPS = ("conv2d", "pool2d")
+NO_CALIBRATION = ("int8 calibration got no images: it needs at least one (--calib_images N, "
+                  "a few hundred training images)")
 
 
 def cpu_flags(path="/proc/cpuinfo"):
@@ -131,21 +132,37 @@ def configure_precision(config, precision, gpu, model_dir):
 
 def calibration_images(cfg, normalization, count):
     """The first ``count`` training images of ``cfg`` (whole images, no augmentation,
-    normalised ``1 x 3 x H x W`` float32): what int8 calibration sees. A generator: the data
-    set is read only when calibration starts. ``PrecisionError`` for ``count < 1``."""
+    normalised ``1 x 3 x H x W`` float32): what int8 calibration sees, as a
+    ``CalibrationImages``. ``PrecisionError`` for ``count < 1``."""
     if count < 1:
         raise PrecisionError(f"int8 calibration needs at least one image, got calib_images "
                              f"{count} (a few hundred training images is usual)")
-    return _images(cfg, normalization, count)
+    return CalibrationImages(cfg.train_dataset, cfg.model.num_classes, normalization, count)
 
 
-def _images(cfg, normalization, count):
-    from paddle_fcn.data import build_dataset
+@dataclasses.dataclass
+class CalibrationImages:
+    """Up to ``count`` images of the data set ``dataset_cfg`` without its transforms. Read
+    from disk at each iteration (calibration passes over them more than once), and small to
+    pickle: the CPU int8 export hands it to a child process (``int8_cpu.py``)."""
+    dataset_cfg: object
+    num_classes: int
+    normalization: dict
+    count: int
 
-    dataset = build_dataset(dataclasses.replace(cfg.train_dataset, transforms=[]),
-                            normalization, cfg.model.num_classes)
-    for i in range(min(count, len(dataset))):
-        yield np.ascontiguousarray(dataset[i][0], dtype=np.float32)[None]
+    def _dataset(self):
+        from paddle_fcn.data import build_dataset
+
+        return build_dataset(dataclasses.replace(self.dataset_cfg, transforms=[]),
+                             self.normalization, self.num_classes)
+
+    def __len__(self):
+        return min(self.count, len(self._dataset()))
+
+    def __iter__(self):
+        dataset = self._dataset()
+        for i in range(min(self.count, len(dataset))):
+            yield np.ascontiguousarray(dataset[i][0], dtype=np.float32)[None]
 
 
 def compare_outputs(got, want, output_op, precision):

@@ -58,7 +58,7 @@ class Predictor:
         self.output_op = self.info["output_op"]
         self.precision = precision or self.info["precision"]
         gpu = use_gpu(device)
-        graph, params = self._graph(model_dir, gpu)
+        graph, params, self._int8 = self._graph(model_dir, gpu)
         config = pi.Config(graph, params)
         config.disable_glog_info()
         if gpu:
@@ -74,27 +74,32 @@ class Predictor:
             if retain_memory:
                 retain_freed_memory()
         configure_precision(config, self.precision, gpu, model_dir)
-        quiet = _stderr_kept_unless_failing() if self.precision == "int8" and not gpu \
-            else contextlib.nullcontext()  # oneDNN's int8 passes log ~80 lines to stderr
+        # oneDNN's int8 passes log their counts to stderr, dozens of lines
+        quiet = _stderr_kept_unless_failing() if self._int8 else contextlib.nullcontext()
         with quiet:
             self._predictor = pi.create_predictor(config)
         self._input = self._predictor.get_input_handle(self._predictor.get_input_names()[0])
         self._output_name = self._predictor.get_output_names()[0]
 
     def _graph(self, model_dir, gpu):
-        """The graph and weights to run: the int8 graph for int8 on CPU (its input padded by
-        ``predict`` to ``pad_multiple``, ``inference/int8_cpu.py``), else the export's own."""
-        self._pad_multiple = 1
-        if gpu or self.precision != "int8":
-            return model_files(model_dir)
+        """``(graph, params, int8_cpu record or None)``: the export's int8/ graph for int8 on
+        CPU (``inference/int8_cpu.py``: ``predict`` pads the input to its pad multiple, crops
+        the output and applies an argmax the graph leaves out), else the export's own."""
         record = self.info.get("int8_cpu")
+        if self.precision != "int8":
+            return (*model_files(model_dir), None)
+        if gpu:
+            if record is not None:  # TensorRT would calibrate on the inputs it is given
+                raise PrecisionError(f"{model_dir} was exported for int8 on CPU (oneDNN); for "
+                                     f"int8 on a GPU export it there with --precision int8 "
+                                     f"(TensorRT), or run it with --precision fp32")
+            return (*model_files(model_dir), None)
         if not isinstance(record, dict) or "pad_multiple" not in record:
             raise PrecisionError(f"{model_dir} was not exported for int8 on CPU (its deploy.yml "
                                  f"has no int8_cpu record: a GPU/TensorRT or fp32 export); "
                                  f"export it with --precision int8 on a CPU, or run it with "
                                  f"--precision fp32")
-        self._pad_multiple = int(record["pad_multiple"])
-        return int8_files(model_dir)
+        return (*int8_files(model_dir), record)
 
     def predict(self, batch):
         """``N x 3 x H x W`` float32 normalised batch -> numpy output (see ``output_op``):
@@ -104,14 +109,19 @@ class Predictor:
             raise ValueError(f"Predictor.predict expects an N x 3 x H x W batch, got shape "
                              f"{batch.shape}")
         height, width = batch.shape[2:]
-        batch = np.ascontiguousarray(pad_batch(batch, self._pad_multiple), dtype=np.float32)
+        if self._int8:
+            batch = pad_batch(batch, int(self._int8["pad_multiple"]))
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
         self._input.reshape(list(batch.shape))
         self._input.copy_from_cpu(batch)
         self._predictor.run()
         out = self._predictor.get_output_handle(self._output_name).copy_to_cpu()
-        if self._pad_multiple == 1:
+        if not self._int8:
             return out
-        return np.ascontiguousarray(out[..., :height, :width])  # the padding's pixels dropped
+        out = out[..., :height, :width]  # the padding's pixels dropped
+        if self._int8.get("graph_output_op", self.output_op) != self.output_op:  # argmax
+            return np.ascontiguousarray(out.argmax(axis=1).astype(np.int32))
+        return np.ascontiguousarray(out)
 
     __call__ = predict
 

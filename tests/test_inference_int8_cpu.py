@@ -23,19 +23,23 @@ def _with_statistics(model, seed=0):
     return model
 
 
-@pytest.mark.parametrize("name, options, multiple", [
-    ("fcn8s_resnet18", {"width": 8}, 32),
-    ("fcn8s_vgg16", {"width": 4, "geometry": "caffe"}, 1),
-    ("fcn16s_resnet18", {"width": 8, "heads": {"semantic": 5, "geometric": 3}}, 32),
+@pytest.mark.parametrize("name, classes, options, multiple", [
+    ("fcn8s_resnet18", 5, {"width": 8}, 32),
+    ("fcn32s_resnet18", 61, {"width": 8}, 32),  # > 60 classes: depthwise upsampler
+    ("fcn8s_vgg16", 5, {"width": 4, "geometry": "caffe"}, 1),
+    ("fcn16s_resnet18", 5, {"width": 8, "heads": {"semantic": 5, "geometric": 3}}, 32),
 ])
-def test_int8_source_computes_the_model_on_the_padded_input(name, options, multiple):
-    wrapper = OutputOp(_with_statistics(build_model(name, 5, **options)))
+def test_int8_source_computes_the_model_on_the_padded_input(name, classes, options, multiple):
+    wrapper = OutputOp(_with_statistics(build_model(name, classes, **options)))
     wrapper.eval()
     source, pad, graph_op = int8_source(wrapper)
     assert pad == multiple and graph_op == "none"
     kinds = [type(layer).__name__ for layer in source.sublayers()]
     assert "BatchNorm2D" not in kinds
-    assert all(u.learnable for u in source.sublayers() if isinstance(u, BilinearUpsample))
+    ups = [u for u in source.sublayers() if isinstance(u, BilinearUpsample)]
+    assert ups and all(u.learnable for u in ups)
+    assert all(u.up.weight.shape[1] == (1 if u.channels > 60 else u.channels) for u in ups)
+    assert any(u.channels == classes for u in ups)
     x = np.random.default_rng(1).standard_normal((1, 3, 37, 53)).astype("float32")
     with paddle.no_grad():
         want = wrapper(paddle.to_tensor(x)).numpy()

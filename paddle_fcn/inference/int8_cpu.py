@@ -47,6 +47,10 @@ INT8_DIR = "int8"
 # (algorithms compared in docs/performance.md#int8-on-cpu).
 ALGO = "hist"
 QUANTIZED_OPS = ["conv2d"]
+# Upsamplers of up to this many classes become a full C x C transposed conv (oneDNN runs it
+# fast, but its cost grows with C^2), wider ones a depthwise one (no oneDNN kernel; cost
+# grows with C): the two were even at 60 classes (docs/performance.md#int8-on-cpu).
+FULL_UPSAMPLER_MAX_CLASSES = 60
 
 
 def int8_files(model_dir):
@@ -100,7 +104,8 @@ def int8_source(wrapper):
     for layer in layers:  # one replacement per upsampler, in every layer that holds it
         for name, child in list(layer.named_children()):
             if isinstance(child, BilinearUpsample) and not child.learnable:
-                new = converted.setdefault(id(child), child.as_transposed_conv())
+                depthwise = child.channels > FULL_UPSAMPLER_MAX_CLASSES
+                new = converted.setdefault(id(child), child.as_transposed_conv(depthwise))
                 layer.add_sublayer(name, new)
     for layer in layers:
         _fold_batch_norms(layer)

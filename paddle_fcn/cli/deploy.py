@@ -128,8 +128,9 @@ def export_main(argv=None):
         names = class_names_of(cfg, model.num_classes)
         calibration = ()
         if ex.precision == "int8":
-            print(f"int8: calibrating on up to {ex.calib_images} training images "
-                  f"(post-training quantization; a few minutes for large images)", flush=True)
+            print(f"int8: calibrating on up to {ex.calib_images} training images (two passes "
+                  f"of post-training quantization: up to an hour for VGG16 on VOC photos on a "
+                  f"2-core CPU; --calib_images sets the count)", flush=True)
             calibration = calibration_images(cfg, model.normalization, ex.calib_images)
         prefix = export_model(model, args.save_dir, ex.output_op, names, cfg.model.type,
                               ex.precision, cfg.device, calibration)

@@ -32,6 +32,11 @@ def _with_statistics(model, seed=0):
 def test_int8_source_computes_the_model_on_the_padded_input(name, classes, options, multiple):
     wrapper = OutputOp(_with_statistics(build_model(name, classes, **options)))
     wrapper.eval()
+    x = np.random.default_rng(1).standard_normal((1, 3, 37, 53)).astype("float32")
+    with paddle.no_grad():
+        want = wrapper(paddle.to_tensor(x)).numpy()
+    frozen = [u for u in wrapper.sublayers() if isinstance(u, BilinearUpsample)
+              and not u.learnable]
     source, pad, graph_op = int8_source(wrapper)
     assert pad == multiple and graph_op == "none"
     kinds = [type(layer).__name__ for layer in source.sublayers()]
@@ -40,12 +45,14 @@ def test_int8_source_computes_the_model_on_the_padded_input(name, classes, optio
     assert ups and all(u.learnable for u in ups)
     assert all(u.up.weight.shape[1] == (1 if u.channels > 60 else u.channels) for u in ups)
     assert any(u.channels == classes for u in ups)
-    x = np.random.default_rng(1).standard_normal((1, 3, 37, 53)).astype("float32")
     with paddle.no_grad():
-        want = wrapper(paddle.to_tensor(x)).numpy()
         got = source(paddle.to_tensor(pad_batch(x, pad))).numpy()[..., :37, :53]
+        again = wrapper(paddle.to_tensor(x)).numpy()
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-4 * np.abs(want).max())
-    assert wrapper(paddle.to_tensor(x)).shape == want.shape  # the original is untouched
+    # the original is untouched: same output, its frozen upsamplers still frozen and its own
+    np.testing.assert_array_equal(again, want)
+    assert frozen and frozen == [u for u in wrapper.sublayers()
+                                 if isinstance(u, BilinearUpsample) and not u.learnable]
 
 
 def test_pad_batch_pads_bottom_right_with_zeros():

@@ -37,6 +37,7 @@ import tempfile
 import numpy as np
 
 from paddle_fcn.errors import ExportError, PrecisionError
+from paddle_fcn.inference.bundle import PREFIX
 from paddle_fcn.inference.precision import CHECK_TOLERANCE, INT8_CPU_OPS, NO_CALIBRATION
 
 __all__ = ["INT8_DIR", "ALGO", "QUANTIZED_OPS", "int8_files", "int8_source", "pad_batch",
@@ -55,11 +56,11 @@ FULL_UPSAMPLER_MAX_CLASSES = 60
 
 def int8_files(model_dir):
     """``(graph, params)`` of the oneDNN int8 graph of an export; ``ExportError`` if absent."""
-    graph, params = (os.path.join(model_dir, INT8_DIR, "model" + ext)
+    graph, params = (os.path.join(model_dir, INT8_DIR, PREFIX + ext)
                      for ext in (".pdmodel", ".pdiparams"))
     if not (os.path.isfile(graph) and os.path.isfile(params)):
-        raise ExportError(f"{model_dir} has no {INT8_DIR}/model.pdmodel and model.pdiparams: "
-                          f"export it again with --precision int8 on a CPU")
+        raise ExportError(f"{model_dir} has no {INT8_DIR}/{PREFIX}.pdmodel and "
+                          f"{PREFIX}.pdiparams: export it again with --precision int8 on a CPU")
     return graph, params
 
 
@@ -240,17 +241,17 @@ def main(work, out, algo):
         source, calibration, multiple = pickle.load(f)
     fp32 = os.path.join(work, "fp32")
     spec = [paddle.static.InputSpec([None, 3, None, None], "float32", name="x")]
-    paddle.jit.save(source, os.path.join(fp32, "model"), input_spec=spec)
+    paddle.jit.save(source, os.path.join(fp32, PREFIX), input_spec=spec)
     paddle.enable_static()
     ptq = PostTrainingQuantization(
         executor=paddle.static.Executor(paddle.CPUPlace()), model_dir=fp32,
-        model_filename="model.pdmodel", params_filename="model.pdiparams",
+        model_filename=PREFIX + ".pdmodel", params_filename=PREFIX + ".pdiparams",
         data_loader=lambda: ({"x": pad_batch(image, multiple)} for image in calibration),
         batch_nums=len(calibration), algo=algo, quantizable_op_type=QUANTIZED_OPS,
         weight_quantize_type="channel_wise_abs_max", onnx_format=False)
     ptq.quantize()
-    ptq.save_quantized_model(out, model_filename="model.pdmodel",
-                             params_filename="model.pdiparams")
+    ptq.save_quantized_model(out, model_filename=PREFIX + ".pdmodel",
+                             params_filename=PREFIX + ".pdiparams")
 
 
 if __name__ == "__main__":

@@ -62,11 +62,6 @@ class MultiHeadFCN(nn.Layer):
             extra[name] = head
         self.extra_heads = nn.LayerDict(extra)
 
-    @property
-    def align(self):
-        """The first head's pads and crops (``fcn.Alignment``), which ``forward`` applies."""
-        return self._first.align
-
     def forward(self, x, all_heads=False):
         if paddle.in_dynamic_mode() and (x.ndim != 4 or x.shape[1] != 3):
             raise ValueError(f"FCN expects N x 3 x H x W images, got shape {list(x.shape)}")

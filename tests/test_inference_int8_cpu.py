@@ -1,9 +1,13 @@
 """inference/int8_cpu.py: the graph it quantizes computes the model's function (upsamplers as
-transposed convs, BatchNorms folded, padding left to the predictor), for each geometry."""
+transposed convs, BatchNorms folded, padding left to the predictor), for each geometry; its
+conv biases are in the form oneDNN fuses."""
+import os
+
 import numpy as np
 import paddle
 import pytest
 
+from paddle_fcn.errors import PrecisionError
 from paddle_fcn.inference.bundle import read_deploy_info
 from paddle_fcn.inference.export import OutputOp, export_model
 from paddle_fcn.inference.int8_cpu import int8_source, pad_batch
@@ -80,3 +84,57 @@ def test_two_headed_model_exports_at_int8_with_an_argmax_output(tmp_path):
     want = Predictor(out, "cpu", precision="fp32").predict(x)
     assert got.shape == want.shape == (2, 37, 53) and got.dtype == np.int32
     assert (got == want).mean() >= 0.9
+
+
+def _legacy_ops(pdmodel):
+    """``[(type, {slot: names}, {attr: int value})]`` of a legacy ``.pdmodel``'s main block,
+    and its persistable variables' shapes, read from the protobuf (no legacy IR needed)."""
+    from paddle.base.proto import framework_pb2
+
+    desc = framework_pb2.ProgramDesc()
+    with open(pdmodel, "rb") as f:
+        desc.ParseFromString(f.read())
+    block = desc.blocks[0]
+    ops = [(op.type, {s.parameter: list(s.arguments) for s in op.inputs},
+            {a.name: a.i for a in op.attrs if a.type == 0}) for op in block.ops]
+    shapes = {v.name: list(v.type.dense_tensor.tensor.dims) for v in block.vars
+              if v.persistable}
+    return ops, shapes
+
+
+def test_int8_graph_adds_conv_biases_as_onednn_fuses_them(tmp_path, capfd):
+    """Paddle's legacy conv2d adds its bias as reshape2 + elementwise_add(axis=-1), which
+    oneDNN's conv + bias fusion refuses ("Check the Attr(axis) ... failed"), so every int8
+    conv wrote fp32 and the bias, ReLU and requantization ran as separate passes. The int8
+    graph adds each of VGG16's 18 conv biases as a 1-D parameter on axis 1, and oneDNN then
+    fuses all 18 and quantizes them with their ReLUs. An fp32 export into the same folder
+    then removes the int8 graph, which its weights no longer match."""
+    from paddle.inference import Config, create_predictor
+
+    from paddle_fcn.inference.int8_cpu import int8_files
+    from paddle_fcn.inference.precision import configure_precision
+
+    model = _with_statistics(build_model("fcn8s_vgg16", 5, width=4))
+    rng = np.random.default_rng(3)
+    images = [rng.standard_normal((1, 3, 40, 48)).astype("float32") for _ in range(2)]
+    out = str(tmp_path / "int8")
+    export_model(model, out, "none", precision="int8", device="cpu", calibration=images)
+    ops, shapes = _legacy_ops(int8_files(out)[0])
+    adds = [(ins, attrs) for kind, ins, attrs in ops if kind == "elementwise_add"
+            and ins["Y"][0] in shapes]
+    assert "reshape2" not in [kind for kind, _, _ in ops]
+    assert len(adds) == 18 and all(attrs["axis"] == 1 and len(shapes[ins["Y"][0]]) == 1
+                                   for ins, attrs in adds)
+    config = Config(*int8_files(out))
+    config.disable_gpu()
+    config.enable_onednn()
+    configure_precision(config, "int8", False, out)
+    capfd.readouterr()
+    create_predictor(config)
+    log = capfd.readouterr().err
+    assert "fused 18 conv2d with elementwise_add as bias" in log
+    assert "quantized 18 fused_conv2d ops" in log
+    export_model(model, out, "none")
+    assert "int8" not in os.listdir(out) and read_deploy_info(out)["precision"] == "fp32"
+    with pytest.raises(PrecisionError, match="not exported for int8 on CPU"):
+        Predictor(out, "cpu", precision="int8")

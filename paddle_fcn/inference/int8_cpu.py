@@ -3,7 +3,7 @@
 Paddle 3.3's PIR pipeline has no oneDNN int8 passes; its legacy-IR pipeline has them
 (``quant_dequant_onednn_pass``, ``cpu_quantize_pass``, ...), for a legacy ``.pdmodel``
 quantized by ``paddle.static.quantization.PostTrainingQuantization`` (PaddleSlim's
-``quant_post_static`` wraps the same class, so it is not needed). Getting there takes four
+``quant_post_static`` wraps the same class, so it is not needed). Getting there takes five
 things, each measured (docs/performance.md#int8-on-cpu):
 
 * ``FLAGS_enable_pir_api=0`` before ``paddle`` is imported (it cannot be switched in a running
@@ -16,7 +16,10 @@ things, each measured (docs/performance.md#int8-on-cpu):
   the FCN's multiple of 32 (``pad_multiple``), which the ``Predictor`` does, with the zeros
   the model pads with, then crops the output back: the same computation;
 * BatchNorm folded into the convs (``int8_source``): left in, oneDNN fuses conv + BatchNorm
-  after the calibrated scales were attached, and leaves those convs in fp32.
+  after the calibrated scales were attached, and leaves those convs in fp32;
+* each conv's bias added on the channel axis (``_bias_adds_on_channels``, in the child), the
+  form oneDNN fuses: then a conv reads and writes int8, with its bias, ReLU and
+  requantization inside, instead of writing fp32 for three more passes over its output.
 
 The export folder gets ``int8/model.pdmodel`` and ``int8/model.pdiparams`` beside the fp32
 graph (``Predictor(..., precision="fp32")`` still runs that), and deploy.yml an ``int8_cpu``
@@ -243,8 +246,10 @@ def main(work, out, algo):
     spec = [paddle.static.InputSpec([None, 3, None, None], "float32", name="x")]
     paddle.jit.save(source, os.path.join(fp32, PREFIX), input_spec=spec)
     paddle.enable_static()
+    executor = paddle.static.Executor(paddle.CPUPlace())
+    _bias_adds_on_channels(fp32, executor)
     ptq = PostTrainingQuantization(
-        executor=paddle.static.Executor(paddle.CPUPlace()), model_dir=fp32,
+        executor=executor, model_dir=fp32,
         model_filename=PREFIX + ".pdmodel", params_filename=PREFIX + ".pdiparams",
         data_loader=lambda: ({"x": pad_batch(image, multiple)} for image in calibration),
         batch_nums=len(calibration), algo=algo, quantizable_op_type=QUANTIZED_OPS,
@@ -253,6 +258,42 @@ def main(work, out, algo):
     ptq.save_quantized_model(out, model_filename=PREFIX + ".pdmodel",
                              params_filename=PREFIX + ".pdiparams")
 
+
+
+def _bias_adds_on_channels(model_dir, executor):
+    """Rewrite the legacy program in ``model_dir`` (static mode) so oneDNN can fuse each conv
+    with its bias: Paddle 3.3's legacy ``F.conv2d`` adds the bias as ``reshape2(bias)`` to
+    ``1 x C x 1 x 1`` plus ``elementwise_add(axis=-1)``, and its own
+    ``conv_bias_onednn_fuse_pass`` takes only the 1-D bias with ``axis=1`` ("Check the
+    Attr(axis) of Op(elementwise_add) ... failed"). Each such add gets the 1-D bias and
+    ``axis=1`` (the same sum); reshapes nothing else reads are dropped."""
+    import paddle
+
+    program, feeds, fetches = paddle.static.load_inference_model(
+        os.path.join(model_dir, PREFIX), executor)
+    block = program.global_block()
+    producer = {name: op for op in block.ops for name in op.output_arg_names}
+    reads = [name for op in block.ops for name in op.input_arg_names]
+    dropped = set()
+    for op in block.ops:
+        if op.type != "elementwise_add" or op.attr("axis") != -1:
+            continue
+        reshape, conv = producer.get(op.input("Y")[0]), producer.get(op.input("X")[0])
+        if reshape is None or reshape.type != "reshape2" or conv is None \
+                or conv.type not in ("conv2d", "depthwise_conv2d"):
+            continue
+        bias = block.var(reshape.input("X")[0])
+        if bias.persistable and len(bias.shape) == 1:
+            op._rename_input(op.input("Y")[0], bias.name)
+            op._set_attr("axis", 1)
+            if reads.count(reshape.output("Out")[0]) == 1:
+                dropped.add(id(reshape))
+    for index in reversed(range(len(block.ops))):
+        if id(block.ops[index]) in dropped:
+            block._remove_op(index)
+    paddle.static.save_inference_model(
+        os.path.join(model_dir, PREFIX), [block.var(name) for name in feeds], fetches,
+        executor, program=program)
 
 if __name__ == "__main__":
     main(*sys.argv[1:4])

@@ -12,6 +12,7 @@ import paddle
 
 from paddle_fcn.data import write_image, write_label
 from paddle_fcn.models import build_model
+from paddle_fcn.upsample import bilinear_kernel
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(REPO, "configs")
@@ -246,3 +247,19 @@ def eager_output(model, x):
     """``model``'s output for the numpy batch ``x``, as numpy."""
     with paddle.no_grad():
         return model(paddle.to_tensor(x)).numpy()
+
+
+def grouped_bilinear_weight(channels, kernel):
+    """The frozen upsampler as the transposed conv it is: ``bilinear_kernel`` per channel,
+    groups = channels (what Paddle's ``depthwise_conv2d_transpose`` computes)."""
+    return paddle.to_tensor(np.repeat(bilinear_kernel(kernel)[None, None], channels, axis=0))
+
+
+def assert_upsampler_parameters(up, learnable, kernel):
+    """Learnable: one ``[C, C, k, k]`` trainable weight. Frozen: no parameter and nothing in
+    the state dict (the bilinear kernel is the layer's definition, not a value to load)."""
+    if learnable:
+        assert [p.shape for p in up.parameters()] == [[3, 3, kernel, kernel]]
+        assert not up.up.weight.stop_gradient
+    else:
+        assert up.parameters() == [] and up.state_dict() == {}

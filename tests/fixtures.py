@@ -259,7 +259,7 @@ def assert_upsampler_parameters(up, learnable, kernel):
     """Learnable: one ``[C, C, k, k]`` trainable weight. Frozen: no parameter and nothing in
     the state dict (the bilinear kernel is the layer's definition, not a value to load)."""
     if learnable:
-        assert [p.shape for p in up.parameters()] == [[3, 3, kernel, kernel]]
+        assert [p.shape for p in up.parameters()] == [[up.channels, up.channels, kernel, kernel]]
         assert not up.up.weight.stop_gradient
     else:
         assert up.parameters() == [] and up.state_dict() == {}

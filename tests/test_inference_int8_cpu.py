@@ -1,16 +1,19 @@
 """inference/int8_cpu.py: the graph it quantizes computes the model's function (upsamplers as
 transposed convs, BatchNorms folded, padding left to the predictor), for each geometry; its
 conv biases are in the form oneDNN fuses."""
+import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import paddle
 import pytest
 
-from paddle_fcn.errors import PrecisionError
+from paddle_fcn.errors import ExportError, PrecisionError
 from paddle_fcn.inference.bundle import read_deploy_info
 from paddle_fcn.inference.export import OutputOp, export_model
-from paddle_fcn.inference.int8_cpu import int8_source, pad_batch
+from paddle_fcn.inference.int8_cpu import int8_files, int8_source, pad_batch
 from paddle_fcn.inference.predictor import Predictor
 from paddle_fcn.models import build_model
 from paddle_fcn.upsample import BilinearUpsample
@@ -67,7 +70,7 @@ def test_pad_batch_pads_bottom_right_with_zeros():
     assert pad_batch(x[:, :, :32], 32).shape == (2, 3, 32, 64) and pad_batch(x, 1) is x
 
 
-def test_two_headed_model_exports_at_int8_with_an_argmax_output(tmp_path):
+def test_two_headed_model_exports_at_int8_with_an_argmax_output(tmp_path, capfd):
     """The first head of a MultiHeadFCN is held outside its sublayers, and argmax does not
     save under the legacy IR: the export converts that head too, and the Predictor takes the
     argmax of the int8 graph's logits, cropped to each input's size."""
@@ -84,6 +87,10 @@ def test_two_headed_model_exports_at_int8_with_an_argmax_output(tmp_path):
     want = Predictor(out, "cpu", precision="fp32").predict(x)
     assert got.shape == want.shape == (2, 37, 53) and got.dtype == np.int32
     assert (got == want).mean() >= 0.9
+    # ResNet's residual additions stay outside the int8 convs (precision.INT8_CPU_SKIPPED_PASSES)
+    log = _int8_pass_log(out, capfd)
+    assert "quantized 0 fused_conv2d ops with residual connection" in log
+    assert "quantized 0 conv2d ops with residual connection" in log
 
 
 def _legacy_ops(pdmodel):
@@ -102,18 +109,28 @@ def _legacy_ops(pdmodel):
     return ops, shapes
 
 
+def _int8_pass_log(model_dir, capfd):
+    """What Paddle's oneDNN passes print while building the int8 predictor of an export
+    (the Predictor itself holds that log back)."""
+    from paddle.inference import Config, create_predictor
+
+    from paddle_fcn.inference.precision import configure_precision
+
+    config = Config(*int8_files(model_dir))
+    config.disable_gpu()
+    config.enable_onednn()
+    configure_precision(config, "int8", False, model_dir)
+    capfd.readouterr()
+    create_predictor(config)
+    return capfd.readouterr().err
+
+
 def test_int8_graph_adds_conv_biases_as_onednn_fuses_them(tmp_path, capfd):
     """Paddle's legacy conv2d adds its bias as reshape2 + elementwise_add(axis=-1), which
     oneDNN's conv + bias fusion refuses ("Check the Attr(axis) ... failed"), so every int8
     conv wrote fp32 and the bias, ReLU and requantization ran as separate passes. The int8
     graph adds each of VGG16's 18 conv biases as a 1-D parameter on axis 1, and oneDNN then
-    fuses all 18 and quantizes them with their ReLUs. An fp32 export into the same folder
-    then removes the int8 graph, which its weights no longer match."""
-    from paddle.inference import Config, create_predictor
-
-    from paddle_fcn.inference.int8_cpu import int8_files
-    from paddle_fcn.inference.precision import configure_precision
-
+    fuses all 18 and quantizes them with their ReLUs."""
     model = _with_statistics(build_model("fcn8s_vgg16", 5, width=4))
     rng = np.random.default_rng(3)
     images = [rng.standard_normal((1, 3, 40, 48)).astype("float32") for _ in range(2)]
@@ -125,16 +142,91 @@ def test_int8_graph_adds_conv_biases_as_onednn_fuses_them(tmp_path, capfd):
     assert "reshape2" not in [kind for kind, _, _ in ops]
     assert len(adds) == 18 and all(attrs["axis"] == 1 and len(shapes[ins["Y"][0]]) == 1
                                    for ins, attrs in adds)
-    config = Config(*int8_files(out))
-    config.disable_gpu()
-    config.enable_onednn()
-    configure_precision(config, "int8", False, out)
-    capfd.readouterr()
-    create_predictor(config)
-    log = capfd.readouterr().err
+    log = _int8_pass_log(out, capfd)
     assert "fused 18 conv2d with elementwise_add as bias" in log
     assert "quantized 18 fused_conv2d ops" in log
-    export_model(model, out, "none")
+
+
+class _Convs(paddle.nn.Layer):
+    """Convs whose biases Paddle adds through ``reshape2``: plain, grouped and depthwise (NCHW,
+    ``1 x C x 1 x 1``: rewritten) and channels-last (``1 x 1 x 1 x C``: left as it is)."""
+
+    def __init__(self):
+        super().__init__()
+        self.num_classes, self.normalization = 4, build_model("fcn8s_resnet18", 4).normalization
+        self.plain = paddle.nn.Conv2D(3, 8, 3, padding=1)
+        self.grouped = paddle.nn.Conv2D(8, 8, 3, padding=1, groups=2)
+        self.depthwise = paddle.nn.Conv2D(8, 8, 3, padding=1, groups=8)
+        self.last = paddle.nn.Conv2D(8, 4, 1, data_format="NHWC")
+
+    def forward(self, x):
+        y = self.depthwise(self.grouped(self.plain(x)))
+        return self.last(y.transpose([0, 2, 3, 1])).transpose([0, 3, 1, 2])
+
+
+REWRITE = """
+import json, sys
+import numpy as np, paddle
+from paddle_fcn.inference.int8_cpu import _bias_adds_on_channels
+from test_inference_int8_cpu import _Convs
+paddle.seed(0)
+model, folder = _Convs(), sys.argv[1]
+model.eval()
+for p in model.parameters():  # biases that matter
+    p.set_value(np.random.default_rng(0).standard_normal(p.shape).astype("float32"))
+spec = [paddle.static.InputSpec([None, 3, None, None], "float32", name="x")]
+paddle.jit.save(model, folder + "/model", input_spec=spec)
+paddle.enable_static()
+exe = paddle.static.Executor(paddle.CPUPlace())
+x = np.random.default_rng(1).standard_normal((1, 3, 9, 11)).astype("float32")
+def run():
+    program, feeds, fetches = paddle.static.load_inference_model(folder + "/model", exe)
+    out = exe.run(program, feed={feeds[0]: x}, fetch_list=fetches)[0]
+    ops = program.global_block().ops
+    return out, [op.attr("axis") for op in ops if op.type == "elementwise_add"], \\
+        [op.type for op in ops].count("reshape2")
+before = run()
+_bias_adds_on_channels(folder, exe)
+after = run()
+print(json.dumps({"diff": float(np.abs(after[0] - before[0]).max()), "before": before[1:],
+                  "after": after[1:]}))
+"""
+
+
+def test_bias_rewrite_keeps_the_function_for_each_conv_layout(tmp_path):
+    """``_bias_adds_on_channels`` under the legacy IR (a child, as at export): the NCHW convs'
+    adds take the 1-D bias on axis 1, the channels-last one keeps its own, same output."""
+    tests = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, FLAGS_enable_pir_api="0",
+               PYTHONPATH=os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run([sys.executable, "-c", REWRITE, str(tmp_path)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["before"] == [[-1, -1, -1, -1], 4]
+    assert result["after"] == [[1, 1, 1, -1], 1]
+    assert result["diff"] <= 1e-5
+
+
+def test_channels_last_model_int8_is_a_clear_error(tmp_path):
+    """Paddle's oneDNN int8 passes mislay a channels-last conv's layout: the export says so,
+    naming the model, and leaves nothing behind."""
+    model = _Convs()
+    model.eval()
+    images = [np.random.default_rng(4).standard_normal((1, 3, 24, 40)).astype("float32")]
+    with pytest.raises(ExportError, match="the int8 export of _Convs does not run on cpu"):
+        export_model(model, str(tmp_path / "int8"), "none", precision="int8", device="cpu",
+                     calibration=images)
+    assert os.listdir(tmp_path / "int8") == []
+
+
+def test_fp32_re_export_removes_the_int8_graph(tmp_path):
+    model = _with_statistics(build_model("fcn8s_resnet18", 5, width=8))
+    images = [np.random.default_rng(5).standard_normal((1, 3, 32, 32)).astype("float32")]
+    out = str(tmp_path / "int8")
+    export_model(model, out, "none", precision="int8", device="cpu", calibration=images)
+    assert "int8" in os.listdir(out)
+    export_model(model, out, "none")  # its weights would not match the old int8 graph
     assert "int8" not in os.listdir(out) and read_deploy_info(out)["precision"] == "fp32"
     with pytest.raises(PrecisionError, match="not exported for int8 on CPU"):
         Predictor(out, "cpu", precision="int8")

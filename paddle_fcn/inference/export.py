@@ -159,7 +159,15 @@ def _check_precision(wrapper, folder, output_op, precision, device, calibration)
     x = _check_input()
     with paddle.no_grad():
         want = wrapper(paddle.to_tensor(x)).numpy()
-    got = Predictor(folder, device, precision=precision, retain_memory=False).predict(x)
+    try:
+        got = Predictor(folder, device, precision=precision, retain_memory=False).predict(x)
+    except (PrecisionError, ExportError):
+        raise
+    except (ValueError, RuntimeError, MemoryError) as e:  # Paddle Inference's C++ errors
+        first = " ".join(str(e).split())[:400]
+        raise ExportError(f"the {precision} export of {type(wrapper.model).__name__} does not "
+                          f"run on {device} (a {CHECK_SIZE} input, although the fp32 graph "
+                          f"does): {type(e).__name__}: {first}") from e
     problem = compare_outputs(got, want, output_op, precision)
     if problem:
         raise ExportError(f"the {precision} export at {folder} disagrees with the fp32 model "

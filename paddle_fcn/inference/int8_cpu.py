@@ -232,6 +232,45 @@ def _run_child(work, out, algo):
     return f"exit {code}; the end of its log:\n  " + "\n  ".join(tail)
 
 
+def _bias_adds_on_channels(model_dir, executor):
+    """Rewrite the legacy program in ``model_dir`` (static mode) so oneDNN can fuse each conv
+    with its bias: Paddle 3.3's legacy ``F.conv2d`` adds the bias as ``reshape2(bias)`` to
+    ``1 x C x 1 x 1`` plus ``elementwise_add(axis=-1)``, and its own
+    ``conv_bias_onednn_fuse_pass`` takes only the 1-D bias with ``axis=1`` ("Check the
+    Attr(axis) of Op(elementwise_add) ... failed"). Each such add of an NCHW conv gets the
+    1-D bias and ``axis=1`` (the same sum; a channels-last conv's ``1 x 1 x 1 x C`` bias is
+    left as it is); reshapes nothing else reads are dropped."""
+    import paddle
+
+    program, feeds, fetches = paddle.static.load_inference_model(
+        os.path.join(model_dir, PREFIX), executor)
+    block = program.global_block()
+    producer = {name: op for op in block.ops for name in op.output_arg_names}
+    reads = [name for op in block.ops for name in op.input_arg_names]
+    dropped = set()
+    for op in block.ops:
+        if op.type != "elementwise_add" or op.attr("axis") != -1:
+            continue
+        reshape, conv = producer.get(op.input("Y")[0]), producer.get(op.input("X")[0])
+        if reshape is None or reshape.type != "reshape2" or conv is None \
+                or conv.type not in ("conv2d", "depthwise_conv2d"):
+            continue
+        bias = block.var(reshape.input("X")[0])
+        if bias.persistable and len(bias.shape) == 1 and \
+                list(reshape.attr("shape")) == [1, bias.shape[0], 1, 1] and \
+                conv.attr("data_format") in ("NCHW", "AnyLayout"):
+            op._rename_input(op.input("Y")[0], bias.name)
+            op._set_attr("axis", 1)
+            if reads.count(reshape.output("Out")[0]) == 1:
+                dropped.add(id(reshape))
+    for index in reversed(range(len(block.ops))):
+        if id(block.ops[index]) in dropped:
+            block._remove_op(index)
+    paddle.static.save_inference_model(
+        os.path.join(model_dir, PREFIX), [block.var(name) for name in feeds], fetches,
+        executor, program=program)
+
+
 def main(work, out, algo):
     """The child: save the model of ``work/job.pkl`` as a legacy ``.pdmodel`` (dynamic N, H,
     W), quantize it on the job's calibration images with ``algo``, write
@@ -258,42 +297,6 @@ def main(work, out, algo):
     ptq.save_quantized_model(out, model_filename=PREFIX + ".pdmodel",
                              params_filename=PREFIX + ".pdiparams")
 
-
-
-def _bias_adds_on_channels(model_dir, executor):
-    """Rewrite the legacy program in ``model_dir`` (static mode) so oneDNN can fuse each conv
-    with its bias: Paddle 3.3's legacy ``F.conv2d`` adds the bias as ``reshape2(bias)`` to
-    ``1 x C x 1 x 1`` plus ``elementwise_add(axis=-1)``, and its own
-    ``conv_bias_onednn_fuse_pass`` takes only the 1-D bias with ``axis=1`` ("Check the
-    Attr(axis) of Op(elementwise_add) ... failed"). Each such add gets the 1-D bias and
-    ``axis=1`` (the same sum); reshapes nothing else reads are dropped."""
-    import paddle
-
-    program, feeds, fetches = paddle.static.load_inference_model(
-        os.path.join(model_dir, PREFIX), executor)
-    block = program.global_block()
-    producer = {name: op for op in block.ops for name in op.output_arg_names}
-    reads = [name for op in block.ops for name in op.input_arg_names]
-    dropped = set()
-    for op in block.ops:
-        if op.type != "elementwise_add" or op.attr("axis") != -1:
-            continue
-        reshape, conv = producer.get(op.input("Y")[0]), producer.get(op.input("X")[0])
-        if reshape is None or reshape.type != "reshape2" or conv is None \
-                or conv.type not in ("conv2d", "depthwise_conv2d"):
-            continue
-        bias = block.var(reshape.input("X")[0])
-        if bias.persistable and len(bias.shape) == 1:
-            op._rename_input(op.input("Y")[0], bias.name)
-            op._set_attr("axis", 1)
-            if reads.count(reshape.output("Out")[0]) == 1:
-                dropped.add(id(reshape))
-    for index in reversed(range(len(block.ops))):
-        if id(block.ops[index]) in dropped:
-            block._remove_op(index)
-    paddle.static.save_inference_model(
-        os.path.join(model_dir, PREFIX), [block.var(name) for name in feeds], fetches,
-        executor, program=program)
 
 if __name__ == "__main__":
     main(*sys.argv[1:4])

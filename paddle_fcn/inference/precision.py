@@ -50,8 +50,7 @@ CHECK_TOLERANCE = {"fp32": 1e-4, "bf16": 0.05, "int8": 0.25}
 # The ops oneDNN runs in int8 on CPU: convs (``fused_conv2d`` once their bias and ReLU are
 # fused in) and max pools; not the additions, which it would by default and which cost
 # accuracy without a speed-up. Nor may it fuse a residual or skip addition into the conv
-# before it (the skipped pass): faster, but it cost a trained ResNet a twentieth of its
-# agreeing pixels (measured: docs/performance.md#int8-on-cpu).
+# before it (the skipped pass): faster, but less accurate (docs/performance.md#int8-on-cpu).
 INT8_CPU_OPS = ("conv2d", "fused_conv2d", "pool2d")
 INT8_CPU_SKIPPED_PASSES = ("conv_elementwise_add_onednn_fuse_pass",)
 NO_CALIBRATION = ("int8 calibration got no images: it needs at least one (--calib_images N, "

@@ -163,7 +163,7 @@ def _check_precision(wrapper, folder, output_op, precision, device, calibration)
         got = Predictor(folder, device, precision=precision, retain_memory=False).predict(x)
     except (PrecisionError, ExportError):
         raise
-    except (ValueError, RuntimeError, MemoryError) as e:  # Paddle Inference's C++ errors
+    except Exception as e:  # Paddle Inference's C++ errors arrive as many Python types
         first = " ".join(str(e).split())[:400]
         raise ExportError(f"the {precision} export of {type(wrapper.model).__name__} does not "
                           f"run on {device} (a {CHECK_SIZE} input, although the fp32 graph "

@@ -234,7 +234,7 @@ def _run_child(work, out, algo):
 
 def _bias_adds_on_channels(model_dir, executor):
     """Rewrite the legacy program in ``model_dir`` (static mode) so oneDNN can fuse each conv
-    with its bias: Paddle 3.3's legacy ``F.conv2d`` adds the bias as ``reshape2(bias)`` to
+    with its bias: Paddle 3.3's legacy ``nn.Conv2D`` adds the bias as ``reshape2(bias)`` to
     ``1 x C x 1 x 1`` plus ``elementwise_add(axis=-1)``, and its own
     ``conv_bias_onednn_fuse_pass`` takes only the 1-D bias with ``axis=1`` ("Check the
     Attr(axis) of Op(elementwise_add) ... failed"). Each such add of an NCHW conv gets the

@@ -70,6 +70,12 @@ def _check_input():
     return np.random.default_rng(0).standard_normal((1, 3) + CHECK_SIZE).astype("float32")
 
 
+def _gist(error):
+    """``Type: message`` of an exception from Paddle's C++ side, on one line, cut to 400
+    characters (its messages run to pages of hints and stacks)."""
+    return f"{type(error).__name__}: {' '.join(str(error).split())[:400]}"
+
+
 def _check_export(wrapper, path, output_op):
     """Compare the reloaded graph with the eager wrapper on a seeded odd-sized input."""
     x = paddle.to_tensor(_check_input())
@@ -78,9 +84,8 @@ def _check_export(wrapper, path, output_op):
         try:
             got = paddle.jit.load(path)(x).numpy()
         except Exception as e:  # e.g. a static shape inferred wrongly, then used to crop
-            first = " ".join(str(e).split())[:400]
             raise ExportError(f"the graph saved at {path} fails on a {CHECK_SIZE} input although "
-                              f"the eager model runs: {type(e).__name__}: {first}") from e
+                              f"the eager model runs: {_gist(e)}") from e
     if got.shape != want.shape:
         raise ExportError(f"exported graph at {path} returns shape {got.shape} for a "
                           f"{CHECK_SIZE} input, the eager model {want.shape}")
@@ -164,10 +169,9 @@ def _check_precision(wrapper, folder, output_op, precision, device, calibration)
     except (PrecisionError, ExportError):
         raise
     except Exception as e:  # Paddle Inference's C++ errors arrive as many Python types
-        first = " ".join(str(e).split())[:400]
         raise ExportError(f"the {precision} export of {type(wrapper.model).__name__} does not "
                           f"run on {device} (a {CHECK_SIZE} input, although the fp32 graph "
-                          f"does): {type(e).__name__}: {first}") from e
+                          f"does): {_gist(e)}") from e
     problem = compare_outputs(got, want, output_op, precision)
     if problem:
         raise ExportError(f"the {precision} export at {folder} disagrees with the fp32 model "

@@ -29,6 +29,7 @@ calibration images with ``ALGO``) and run in int8 with the max pools
 The child unpickles the model, so its classes must be importable (not defined in
 ``__main__``).
 """
+import collections
 import math
 import os
 import pickle
@@ -169,6 +170,7 @@ def quantize_for_cpu(wrapper, folder, calibration, check_input, algo=None):
     record (``precision.check_precision`` has checked that this CPU runs int8).
     ``PrecisionError`` without images; ``ExportError`` naming the cause when the copy does
     not compute the model or the child process fails."""
+    algo = algo or ALGO
     source, multiple, graph_output_op = int8_source(wrapper)
     _check_source(wrapper, source, multiple, check_input)
     if not hasattr(calibration, "__len__"):
@@ -180,7 +182,7 @@ def quantize_for_cpu(wrapper, folder, calibration, check_input, algo=None):
     try:
         with open(os.path.join(work, "job.pkl"), "wb") as f:
             pickle.dump((source, calibration, multiple), f)
-        failure = _run_child(work, os.path.join(folder, INT8_DIR), algo or ALGO)
+        failure = _run_child(work, os.path.join(folder, INT8_DIR), algo)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if failure:
@@ -189,7 +191,7 @@ def quantize_for_cpu(wrapper, folder, calibration, check_input, algo=None):
                           f"process) failed, {failure} (the FCN models convert; "
                           f"docs/performance.md#int8-on-cpu)")
     return {"pad_multiple": multiple, "graph_output_op": graph_output_op,
-            "calib_images": count, "algo": algo or ALGO, "quantized_ops": list(QUANTIZED_OPS),
+            "calib_images": count, "algo": algo, "quantized_ops": list(QUANTIZED_OPS),
             "int8_ops": list(INT8_CPU_OPS)}
 
 
@@ -246,7 +248,7 @@ def _bias_adds_on_channels(model_dir, executor):
         os.path.join(model_dir, PREFIX), executor)
     block = program.global_block()
     producer = {name: op for op in block.ops for name in op.output_arg_names}
-    reads = [name for op in block.ops for name in op.input_arg_names]
+    reads = collections.Counter(name for op in block.ops for name in op.input_arg_names)
     dropped = set()
     for op in block.ops:
         if op.type != "elementwise_add" or op.attr("axis") != -1:
@@ -261,7 +263,7 @@ def _bias_adds_on_channels(model_dir, executor):
                 conv.attr("data_format") in ("NCHW", "AnyLayout"):
             op._rename_input(op.input("Y")[0], bias.name)
             op._set_attr("axis", 1)
-            if reads.count(reshape.output("Out")[0]) == 1:
+            if reads[reshape.output("Out")[0]] == 1:
                 dropped.add(id(reshape))
     for index in reversed(range(len(block.ops))):
         if id(block.ops[index]) in dropped:

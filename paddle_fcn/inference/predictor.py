@@ -119,7 +119,7 @@ class Predictor:
         if not self._int8:
             return out
         out = out[..., :height, :width]  # the padding's pixels dropped
-        if self._int8.get("graph_output_op", self.output_op) != self.output_op:  # argmax
+        if self._int8["graph_output_op"] != self.output_op:  # argmax
             return np.ascontiguousarray(out.argmax(axis=1).astype(np.int32))
         return np.ascontiguousarray(out)
 

@@ -147,25 +147,15 @@ class BilinearUpsample(nn.Layer):
                 bias_attr=False,
             )
 
-    def as_transposed_conv(self, depthwise=False):
+    def as_transposed_conv(self):
         """A frozen layer as a ``learnable=True`` one of the same geometry, whose
         ``Conv2DTranspose`` holds this bilinear kernel on the channel diagonal: the same values,
-        computed by a conv op instead of matrix products (for the oneDNN int8 export,
-        ``inference/int8_cpu.py``). ``depthwise=True``: a grouped conv with one ``k x k``
-        kernel per channel instead of the ``C x C`` weight, whose cost grows with C, not C^2.
-        A learnable layer is returned as it is."""
+        computed by a conv op instead of matrix products (one of the int8 export's forms,
+        ``inference/int8_upsample.py``). A learnable layer is returned as it is."""
         if self.learnable:
             return self
-        layer = BilinearUpsample(self.channels, self.factor, learnable=True,
-                                 padding=self.padded, sample_aligned=self.sample_aligned)
-        if depthwise:
-            c, k, (lead, trail) = self.channels, self.kernel_size, self.padding
-            weight = np.ascontiguousarray(np.broadcast_to(bilinear_kernel(k), (c, 1, k, k)))
-            layer.up = nn.Conv2DTranspose(
-                c, c, k, stride=self.stride, padding=[lead, trail, lead, trail], groups=c,
-                weight_attr=paddle.ParamAttr(initializer=nn.initializer.Assign(weight)),
-                bias_attr=False)
-        return layer
+        return BilinearUpsample(self.channels, self.factor, learnable=True,
+                                padding=self.padded, sample_aligned=self.sample_aligned)
 
     def output_length(self, length):
         """Output size along an axis of input size ``length``

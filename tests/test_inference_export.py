@@ -106,6 +106,34 @@ def test_predictor_runs_frozen_upsamplers_on_conv_outputs(tmp_path, what):
         np.testing.assert_allclose(predictor.predict(x), want, rtol=0,
                                    atol=1e-5 * np.abs(want).max())
 
+
+def test_eval_dropouts_are_left_out_of_the_graph(tmp_path):
+    """A dropout is the identity in eval mode but stays an op of the saved graph, where Paddle
+    Inference's bf16 placement leaves the conv between two of them (VGG's fc7) in fp32: the
+    graph is saved without them, and the model keeps its own. One that scales in eval mode
+    (``downscale_in_infer``) is not the identity and stays."""
+    model = build_model("fcn8s_vgg16", 3, width=4)
+    drops = [layer for layer in model.sublayers() if isinstance(layer, nn.Dropout)]
+    assert len(drops) == 2
+    export_model(model, str(tmp_path / "vgg"))
+    graph = (tmp_path / "vgg" / "model.json").read_text()
+    assert "conv2d" in graph and "dropout" not in graph
+    assert [layer for layer in model.sublayers() if isinstance(layer, nn.Dropout)] == drops
+
+    class Scaling(nn.Layer):
+        num_classes, normalization = 2, {"mean": (0, 0, 0), "std": (1, 1, 1)}
+
+        def __init__(self):
+            super().__init__()
+            self.conv, self.drop = nn.Conv2D(3, 2, 1), nn.Dropout(0.5, mode="downscale_in_infer")
+
+        def forward(self, x):
+            return self.drop(self.conv(x))
+
+    export_model(Scaling(), str(tmp_path / "scaling"))  # checked: the graph equals eager
+    assert "dropout" in (tmp_path / "scaling" / "model.json").read_text()
+
+
 def test_export_detects_a_forward_that_does_not_survive_to_static(tmp_path):
     class PythonBranch(nn.Layer):  # branches on a value: traced once, wrong for other inputs
         num_classes, normalization = 2, {"mean": (0, 0, 0), "std": (1, 1, 1)}

@@ -14,6 +14,7 @@ from paddle_fcn.errors import ExportError, PrecisionError
 from paddle_fcn.inference.bundle import read_deploy_info
 from paddle_fcn.inference.export import OutputOp, export_model
 from paddle_fcn.inference.int8_cpu import int8_files, int8_source, pad_batch
+from paddle_fcn.inference.int8_upsample import FULL_MAX_CLASSES, InterpolatedUpsample
 from paddle_fcn.inference.predictor import Predictor
 from paddle_fcn.models import build_model
 from paddle_fcn.normalization import IMAGENET
@@ -33,7 +34,7 @@ def _with_statistics(model, seed=0):
 
 @pytest.mark.parametrize("name, classes, options, multiple", [
     ("fcn8s_resnet18", 5, {"width": 8}, 32),
-    ("fcn32s_resnet18", 61, {"width": 8}, 32),  # > 60 classes: depthwise upsampler
+    ("fcn32s_resnet18", 61, {"width": 8}, 32),  # > FULL_MAX_CLASSES: interpolated
     ("fcn8s_vgg16", 5, {"width": 4, "geometry": "caffe"}, 1),
     ("fcn16s_resnet18", 5, {"width": 8, "heads": {"semantic": 5, "geometric": 3}}, 32),
 ])
@@ -49,9 +50,12 @@ def test_int8_source_computes_the_model_on_the_padded_input(name, classes, optio
     assert pad == multiple and graph_op == "none"
     kinds = [type(layer).__name__ for layer in source.sublayers()]
     assert "BatchNorm2D" not in kinds
-    ups = [u for u in source.sublayers() if isinstance(u, BilinearUpsample)]
-    assert ups and all(u.learnable for u in ups)
-    assert all(u.up.weight.shape[1] == (1 if u.channels > 60 else u.channels) for u in ups)
+    ups = [u for u in source.sublayers() if isinstance(u, (BilinearUpsample,
+                                                           InterpolatedUpsample))]
+    assert len(ups) == len([u for u in wrapper.sublayers() if isinstance(u, BilinearUpsample)])
+    assert all(isinstance(u, InterpolatedUpsample) == (u.channels > FULL_MAX_CLASSES)
+               for u in ups)
+    assert all(u.up.weight.shape[:2] == [u.channels] * 2 for u in ups if u.learnable)
     assert any(u.channels == classes for u in ups)
     with paddle.no_grad():
         got = source(paddle.to_tensor(pad_batch(x, pad))).numpy()[..., :37, :53]
@@ -92,6 +96,33 @@ def test_two_headed_model_exports_at_int8_with_an_argmax_output(tmp_path, capfd)
     log = _int8_pass_log(out, capfd)
     assert "quantized 0 fused_conv2d ops with residual connection" in log
     assert "quantized 0 conv2d ops with residual connection" in log
+
+
+@pytest.mark.parametrize("name, options", [
+    ("fcn8s_vgg16", {"width": 4, "geometry": "caffe"}),  # unpadded x8, cropped: align_mode 0
+    ("fcn32s_resnet18", {"width": 8}),  # sample-aligned x32: align_mode 1
+])
+def test_many_class_upsamplers_are_interpolated_in_the_int8_graph(name, options, tmp_path):
+    """Above ``int8_upsample.FULL_MAX_CLASSES`` classes the frozen upsamplers are
+    interpolations in the legacy graph (no C x C transposed conv), and the int8 logits follow
+    the fp32 export's on an odd-sized input."""
+    classes = FULL_MAX_CLASSES + 1
+    model = _with_statistics(build_model(name, classes, **options))
+    rng = np.random.default_rng(4)
+    images = [rng.standard_normal((1, 3, 40, 48)).astype("float32") for _ in range(2)]
+    out = str(tmp_path / "int8")
+    export_model(model, out, "none", precision="int8", device="cpu", calibration=images)
+    ops, shapes = _legacy_ops(int8_files(out)[0])
+    kinds = [kind for kind, _, _ in ops]
+    assert kinds.count("bilinear_interp_v2") == 1  # the final upsampler; the x2 ones learn
+    transposed = [shapes[ins["Filter"][0]] for kind, ins, _ in ops if kind == "conv2d_transpose"]
+    assert all(shape[:2] == [classes, classes] for shape in transposed)  # only learnable ones
+    x = rng.standard_normal((1, 3, 37, 53)).astype("float32")
+    got = Predictor(out, "cpu").predict(x)
+    want = Predictor(out, "cpu", precision="fp32").predict(x)
+    assert got.shape == want.shape == (1, classes, 37, 53)
+    assert np.abs(got - want).max() <= 0.25 * np.abs(want).max()
+    assert (got.argmax(1) == want.argmax(1)).mean() >= 0.8
 
 
 def _legacy_ops(pdmodel):

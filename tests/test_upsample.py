@@ -120,16 +120,14 @@ def test_frozen_upsampler_is_the_grouped_transposed_conv(factor, sample_aligned,
                                        ref.numpy()[:, :, o:o + wh, o:o + ww], atol=1e-6)
 
 
-@pytest.mark.parametrize("depthwise", [False, True])
 @pytest.mark.parametrize("factor, sample_aligned, padding", GEOMETRIES)
 def test_frozen_upsampler_as_transposed_conv_computes_the_same(factor, sample_aligned,
-                                                                padding, depthwise):
-    """``as_transposed_conv`` (the int8 export's form, full or depthwise) is a learnable layer
-    of the same geometry whose output and windows equal the frozen layer's; a learnable one
-    is itself."""
+                                                                padding):
+    """``as_transposed_conv`` (an int8 export's form) is a learnable layer of the same geometry
+    whose output and windows equal the frozen layer's; a learnable one is itself."""
     up = BilinearUpsample(3, factor, padding=padding, sample_aligned=sample_aligned)
-    conv = up.as_transposed_conv(depthwise)
-    assert conv.up.weight.shape == ([3, 1] if depthwise else [3, 3]) + [up.kernel_size] * 2
+    conv = up.as_transposed_conv()
+    assert conv.up.weight.shape == [3, 3] + [up.kernel_size] * 2
     assert conv.learnable and (conv.kernel_size, conv.stride, conv.padding) == (
         up.kernel_size, up.stride, up.padding)
     data = np.random.default_rng(factor).standard_normal((2, 3, 5, 7)).astype(np.float32)

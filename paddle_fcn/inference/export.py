@@ -19,6 +19,7 @@ Every export is checked: the saved graph, reloaded, must reproduce the eager mod
 odd-sized input (37 x 53) or ``ExportError`` says by how much it does not; an export at
 precision bf16 or int8 (``inference/precision.py``) is also run at that precision and compared.
 """
+import contextlib
 import itertools
 import os
 import shutil
@@ -34,7 +35,7 @@ from paddle_fcn.errors import ExportError, PrecisionError
 from paddle_fcn.fileio import atomic_write_text
 from paddle_fcn.inference.bundle import (DEPLOY_FILE, OUTPUT_OPS, PREFIX, deploy_text,
                                          model_files, read_deploy_info)
-from paddle_fcn.inference.int8_cpu import INT8_DIR, quantize_for_cpu
+from paddle_fcn.inference.int8_cpu import INT8_DIR, quantize_for_cpu, reachable_layers
 from paddle_fcn.inference.precision import (NO_CALIBRATION, OPT_CACHE, check_precision,
                                             compare_outputs)
 from paddle_fcn.inference.predictor import Predictor
@@ -104,6 +105,26 @@ def _check_export(wrapper, path, output_op):
                           f"paddle.jit.to_static")
 
 
+@contextlib.contextmanager
+def _dropout_as_identity(wrapper):
+    """``wrapper`` with each ``nn.Dropout`` of the default mode (the identity in eval mode)
+    replaced by ``nn.Identity`` inside the block, and put back after it. Saved in eval mode,
+    a dropout is still an op of the graph, and Paddle Inference's bf16 placement leaves a
+    conv between two such fp32 ops in fp32: FCN-VGG16's fc7, 22 % of its bf16 run
+    (docs/performance.md#bf16-on-cpu)."""
+    swapped = []
+    for layer in reachable_layers(wrapper):
+        for name, child in list(layer.named_children()):
+            if type(child) is nn.Dropout and child.mode == "upscale_in_train":
+                layer.add_sublayer(name, nn.Identity())
+                swapped.append((layer, name, child))
+    try:
+        yield wrapper
+    finally:
+        for layer, name, child in swapped:
+            layer.add_sublayer(name, child)
+
+
 def export_model(model, save_dir, output_op="none", class_names=None, model_type="",
                  precision="fp32", device="auto", calibration=()):
     """Save ``model`` (eval mode) with a dynamic ``[N, 3, H, W]`` input and write deploy.yml.
@@ -133,17 +154,8 @@ def export_model(model, save_dir, output_op="none", class_names=None, model_type
     os.makedirs(save_dir, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".tmp-export-", dir=save_dir)  # same filesystem
     try:
-        path = os.path.join(staging, PREFIX)
-        spec = [paddle.static.InputSpec([None, 3, None, None], "float32", name="x")]
-        try:
-            paddle.jit.save(wrapper, path, input_spec=spec)
-        except Exception as e:  # dy2static raises many types; name the model, keep the cause
-            raise ExportError(f"paddle.jit.save of {type(model).__name__} failed: "
-                              f"{type(e).__name__}: {e}") from e
-        _check_export(wrapper, path, output_op)
-        extra = {}
-        if precision == "int8" and not use_gpu(device):  # GPU: TensorRT calibrates below
-            extra["int8_cpu"] = quantize_for_cpu(wrapper, staging, calibration, _check_input())
+        with _dropout_as_identity(wrapper):
+            extra = _save_graphs(wrapper, staging, output_op, precision, device, calibration)
         atomic_write_text(deploy_text(model_type, num_classes, names, model.normalization,
                                        output_op, precision, extra),
                           os.path.join(staging, DEPLOY_FILE))
@@ -153,6 +165,22 @@ def export_model(model, save_dir, output_op="none", class_names=None, model_type
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return os.path.join(save_dir, PREFIX)
+
+
+def _save_graphs(wrapper, staging, output_op, precision, device, calibration):
+    """Save and check the fp32 graph in ``staging`` and, for int8 on CPU, the int8 graph;
+    returns deploy.yml's extra records."""
+    path = os.path.join(staging, PREFIX)
+    spec = [paddle.static.InputSpec([None, 3, None, None], "float32", name="x")]
+    try:
+        paddle.jit.save(wrapper, path, input_spec=spec)
+    except Exception as e:  # dy2static raises many types; name the model, keep the cause
+        raise ExportError(f"paddle.jit.save of {type(wrapper.model).__name__} failed: "
+                          f"{type(e).__name__}: {e}") from e
+    _check_export(wrapper, path, output_op)
+    if precision == "int8" and not use_gpu(device):  # GPU: TensorRT calibrates at the check
+        return {"int8_cpu": quantize_for_cpu(wrapper, staging, calibration, _check_input())}
+    return {}
 
 
 def _check_precision(wrapper, folder, output_op, precision, device, calibration):

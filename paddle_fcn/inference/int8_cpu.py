@@ -9,8 +9,8 @@ things, each measured (docs/performance.md#int8-on-cpu):
 * ``FLAGS_enable_pir_api=0`` before ``paddle`` is imported (it cannot be switched in a running
   process), so ``quantize_for_cpu`` runs the export in a child process (``main`` below);
 * no ``paddle.matmul`` / ``paddle.abs`` / ``paddle.argmax``: under the legacy IR those ops
-  reject the graph's variables, so the frozen bilinear upsamplers become the equal
-  transposed convs (``BilinearUpsample.as_transposed_conv``) and an ``argmax`` output op is
+  reject the graph's variables, so the frozen bilinear upsamplers become equal transposed
+  convs or interpolations (``int8_upsample.int8_form``) and an ``argmax`` output op is
   applied by the ``Predictor`` to the graph's logits;
 * no ``F.pad`` with sizes read from the input: the graph takes its input already padded to
   the FCN's multiple of 32 (``pad_multiple``), which the ``Predictor`` does, with the zeros
@@ -25,7 +25,7 @@ The export folder gets ``int8/model.pdmodel`` and ``int8/model.pdiparams`` besid
 graph (``Predictor(..., precision="fp32")`` still runs that), and deploy.yml an ``int8_cpu``
 record. Convolutions are quantized (weights per output channel, activations from the
 calibration images with ``ALGO``) and run in int8 with the max pools
-(``precision.INT8_CPU_OPS``); additions and the upsamplers' transposed convs stay fp32.
+(``precision.INT8_CPU_OPS``); additions and the upsamplers stay fp32.
 The child unpickles the model, so its classes must be importable (not defined in
 ``__main__``).
 """
@@ -45,17 +45,13 @@ from paddle_fcn.inference.bundle import PREFIX
 from paddle_fcn.inference.precision import CHECK_TOLERANCE, INT8_CPU_OPS, NO_CALIBRATION
 
 __all__ = ["INT8_DIR", "ALGO", "QUANTIZED_OPS", "int8_files", "int8_source", "pad_batch",
-           "quantize_for_cpu"]
+           "quantize_for_cpu", "reachable_layers"]
 
 INT8_DIR = "int8"
 # Activation ranges from the calibration images: "hist", the 99.999th percentile of |x|
 # (algorithms compared in docs/performance.md#int8-on-cpu).
 ALGO = "hist"
 QUANTIZED_OPS = ["conv2d"]
-# Upsamplers of up to this many classes become a full C x C transposed conv (oneDNN runs it
-# fast, but its cost grows with C^2), wider ones a depthwise one (no oneDNN kernel; cost
-# grows with C): the two were even at 60 classes (docs/performance.md#int8-on-cpu).
-FULL_UPSAMPLER_MAX_CLASSES = 60
 
 
 def int8_files(model_dir):
@@ -77,7 +73,7 @@ def pad_batch(batch, multiple):
     return np.pad(batch, ((0, 0), (0, 0), (0, pad_h), (0, pad_w)))
 
 
-def _layers(root):
+def reachable_layers(root):
     """Every layer reachable from ``root``: its sublayers, and layers kept as plain
     attributes (``MultiHeadFCN`` holds its first head that way)."""
     import paddle.nn as nn
@@ -95,9 +91,10 @@ def _layers(root):
 
 def int8_source(wrapper):
     """A copy of the export wrapper (``export.OutputOp``) that the legacy IR can save and
-    oneDNN can quantize: frozen upsamplers as transposed convs, BatchNorms folded into their
-    convs, input padding and an ``argmax`` output op left to the Predictor. Returns ``(copy,
-    pad_multiple, graph_output_op)``; ``ExportError`` if the model cannot be copied."""
+    oneDNN can quantize: frozen upsamplers in their ``int8_form``, BatchNorms folded into
+    their convs, input padding and an ``argmax`` output op left to the Predictor. Returns
+    ``(copy, pad_multiple, graph_output_op)``; ``ExportError`` if the model cannot be copied."""
+    from paddle_fcn.inference.int8_upsample import int8_form
     from paddle_fcn.upsample import BilinearUpsample
 
     try:
@@ -105,13 +102,11 @@ def int8_source(wrapper):
     except (pickle.PicklingError, TypeError, AttributeError) as e:
         raise ExportError(f"int8 for CPU copies the model, and {type(wrapper.model).__name__} "
                           f"cannot be copied: {type(e).__name__}: {e}") from e
-    layers, converted = _layers(source), {}
+    layers, converted = reachable_layers(source), {}
     for layer in layers:  # one replacement per upsampler, in every layer that holds it
         for name, child in list(layer.named_children()):
             if isinstance(child, BilinearUpsample) and not child.learnable:
-                depthwise = child.channels > FULL_UPSAMPLER_MAX_CLASSES
-                new = converted.setdefault(id(child), child.as_transposed_conv(depthwise))
-                layer.add_sublayer(name, new)
+                layer.add_sublayer(name, converted.setdefault(id(child), int8_form(child)))
     for layer in layers:
         _fold_batch_norms(layer)
     multiple = 1
@@ -207,8 +202,8 @@ def _check_source(wrapper, source, multiple, x):
     got = got[..., :height, :width]
     err = float(np.abs(got - want).max()) if got.shape == want.shape else float("inf")
     if err > CHECK_TOLERANCE["fp32"] * max(1.0, float(np.abs(want).max())):
-        raise ExportError(f"int8 for CPU: {type(wrapper.model).__name__} with its upsamplers as "
-                          f"transposed convs and BatchNorms folded differs from the model by "
+        raise ExportError(f"int8 for CPU: {type(wrapper.model).__name__} with its upsamplers "
+                          f"converted and BatchNorms folded differs from the model by "
                           f"{err:.3g} on a {height} x {width} input; it cannot be quantized "
                           f"this way")
 

@@ -9,7 +9,7 @@ bf16       oneDNN bf16 (``enable_onednn_bfloat16``):       fp16 (``enable_use_gp
 int8       oneDNN int8 (``enable_onednn_int8``) on the     TensorRT int8, calibrated on
            export's ``int8/`` graph: static post-training  training images at export
            quantization at export (``int8_cpu.py``);
-           needs AVX2 (fastest with ``avx512_vnni``)
+           needs AVX2 (fastest with AMX / ``avx512_vnni``)
 =========  ==============================================  ==================================
 
 The export's ``deploy.yml`` records its precision and the predictor runs it that way, so a

@@ -133,6 +133,27 @@ def test_eval_dropouts_are_left_out_of_the_graph(tmp_path):
     export_model(Scaling(), str(tmp_path / "scaling"))  # checked: the graph equals eager
     assert "dropout" in (tmp_path / "scaling" / "model.json").read_text()
 
+    class Twice(Scaling):  # one Dropout in two slots
+        def __init__(self):
+            super().__init__()
+            self.drop = nn.Dropout(0.5)
+            self.body = nn.Sequential(self.conv, self.drop, nn.ReLU(), self.drop)
+
+        def forward(self, x):
+            return self.body(x)
+
+    class Failing(Twice):  # traced once, wrong for other inputs: the export fails
+        def forward(self, x):
+            return self.body(x) * float(x.shape[2] if isinstance(x.shape[2], int) else 1)
+
+    model = Twice()
+    export_model(model, str(tmp_path / "twice"))
+    assert "dropout" not in (tmp_path / "twice" / "model.json").read_text()
+    model = Failing()
+    with pytest.raises(ExportError, match="differs from the eager model"):
+        export_model(model, str(tmp_path / "failing"))
+    assert model.body[1] is model.body[3] is model.drop  # put back after the failure
+
 
 def test_export_detects_a_forward_that_does_not_survive_to_static(tmp_path):
     class PythonBranch(nn.Layer):  # branches on a value: traced once, wrong for other inputs

@@ -1,7 +1,13 @@
 """The int8 graph's forms of the frozen bilinear upsampler (``inference/int8_upsample.py``):
 each computes the frozen ``BilinearUpsample`` exactly, in every geometry, whole and windowed,
-on odd sizes; eager here, and under the legacy IR in the int8 export tests
-(``test_inference_int8_cpu.py``, ``test_inference_precision.py``)."""
+on odd sizes: eager, and saved under the legacy IR and run by Paddle Inference with oneDNN
+as the int8 graph is (a child process). The full transposed-conv form's equality is tested
+in ``test_upsample.py``; whole int8 exports in ``test_inference_int8_cpu.py``."""
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import paddle
 import pytest
@@ -54,3 +60,62 @@ def test_int8_form_picks_by_the_number_of_classes():
     assert int8_form(learned) is learned
     with pytest.raises(ValueError, match="takes a frozen BilinearUpsample"):
         InterpolatedUpsample(learned)
+
+
+class _Saved(paddle.nn.Layer):
+    """An ``InterpolatedUpsample`` and a parameter, so that its saved graph has weights."""
+
+    def __init__(self, up):
+        super().__init__()
+        self.up, self.bias = InterpolatedUpsample(up), self.create_parameter([1], is_bias=True)
+
+    def forward(self, x):
+        return self.up(x) + self.bias
+
+
+LEGACY = """
+import json, sys
+import paddle_fcn
+import numpy as np, paddle
+import paddle.inference as pi
+from paddle_fcn.upsample import BilinearUpsample
+from test_inference_int8_upsample import _Saved
+
+worst = {}
+for factor, sample_aligned, padding in json.loads(sys.argv[2]):
+    up = BilinearUpsample(3, factor, padding=padding, sample_aligned=sample_aligned)
+    prefix = f"{sys.argv[1]}/x{factor}{sample_aligned}{padding}"
+    spec = [paddle.static.InputSpec([None, 3, None, None], "float32", name="x")]
+    paddle.jit.save(_Saved(up), prefix, input_spec=spec)
+    config = pi.Config(prefix + ".pdmodel", prefix + ".pdiparams")
+    config.disable_gpu(); config.enable_new_ir(False); config.enable_onednn()
+    predictor = pi.create_predictor(config)
+    errors = []
+    for shape in ((1, 3, 5, 7), (2, 3, 23, 23)):
+        x = np.random.default_rng(shape[2]).standard_normal(shape).astype("float32")
+        predictor.get_input_handle("x").copy_from_cpu(x)
+        predictor.run()
+        got = predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()
+        want = up(paddle.to_tensor(x)).numpy()
+        errors.append(float(np.abs(got - want).max()) if got.shape == want.shape else 1e9)
+    worst[f"x{factor} sample_aligned={sample_aligned} padding={padding}"] = max(errors)
+print(json.dumps(worst))
+"""
+
+
+def test_interpolated_upsampler_in_a_legacy_graph_run_by_onednn(tmp_path):
+    """Saved under the legacy IR (``FLAGS_enable_pir_api=0``, as the int8 export's child) and
+    run by Paddle Inference with oneDNN, each geometry gives the frozen layer's values: Paddle's
+    oneDNN interpolation kernel ignores ``align_mode``, so a graph that ran it would put the
+    sample-aligned forms half a pixel off."""
+    geometries = [(8, False, True), (3, False, True), (2, True, True), (8, True, True),
+                  (8, False, False), (3, False, False)]
+    tests = os.path.dirname(os.path.abspath(__file__))
+    path = [tests] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = dict(os.environ, FLAGS_enable_pir_api="0", PYTHONPATH=os.pathsep.join(path))
+    done = subprocess.run([sys.executable, "-c", LEGACY, str(tmp_path), json.dumps(geometries)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    worst = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(worst) == len(geometries)
+    assert all(err <= 3e-5 for err in worst.values()), worst

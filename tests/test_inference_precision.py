@@ -21,10 +21,10 @@ from paddle_fcn.data.io import write_image
 from paddle_fcn.models.loading import load_trained_model
 from paddle_fcn.engine.trainer import train
 from paddle_fcn.cli.deploy import export_main, predict_main
+from paddle_fcn.inference import precision
 from paddle_fcn.inference.export import ExportError, export_model, read_deploy_info
 from paddle_fcn.inference.precision import (BF16_FLAGS, PrecisionError, bf16_missing,
                                             calibration_images, compare_outputs, cpu_flags)
-from paddle_fcn.inference import precision
 from paddle_fcn.inference.predictor import Predictor
 from paddle_fcn.models import build_model
 

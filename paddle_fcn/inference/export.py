@@ -107,18 +107,19 @@ def _check_export(wrapper, path, output_op):
 
 @contextlib.contextmanager
 def _dropout_as_identity(wrapper):
-    """``wrapper`` with each ``nn.Dropout`` of the default mode (the identity in eval mode)
-    replaced by ``nn.Identity`` inside the block, and put back after it. Saved in eval mode,
-    a dropout is still an op of the graph, and Paddle Inference's bf16 placement leaves a
-    conv between two such fp32 ops in fp32: FCN-VGG16's fc7, 22 % of its bf16 run
-    (docs/performance.md#bf16-on-cpu)."""
+    """``wrapper`` with each ``nn.Dropout`` sublayer of the default mode (the identity in eval
+    mode) replaced by ``nn.Identity`` inside the block, and put back after it, also when the
+    block raises. Saved in eval mode, a dropout is still an op of the graph, and Paddle
+    Inference's bf16 placement leaves a conv between two such fp32 ops in fp32: FCN-VGG16's
+    fc7, 22 % of its bf16 run (docs/performance.md#bf16-on-cpu). Every registered slot is
+    swapped (one Dropout may fill several); a Dropout held as a plain attribute stays."""
     swapped = []
-    for layer in reachable_layers(wrapper):
-        for name, child in list(layer.named_children()):
-            if type(child) is nn.Dropout and child.mode == "upscale_in_train":
-                layer.add_sublayer(name, nn.Identity())
-                swapped.append((layer, name, child))
     try:
+        for layer in reachable_layers(wrapper):
+            for name, child in list(layer._sub_layers.items()):
+                if type(child) is nn.Dropout and child.mode == "upscale_in_train":
+                    layer.add_sublayer(name, nn.Identity())
+                    swapped.append((layer, name, child))
         yield wrapper
     finally:
         for layer, name, child in swapped:
@@ -140,7 +141,9 @@ def export_model(model, save_dir, output_op="none", class_names=None, model_type
     saved graph disagrees with the eager model; an earlier export in ``save_dir`` is then left
     as it was, since the new one is built and checked in ``save_dir/.tmp-export-*`` and only
     moved in (``os.replace``, deploy.yml last) once it passed. ``OSError`` when ``save_dir``
-    cannot be created or written.
+    cannot be created or written. While the graph is saved, ``model``'s dropouts are swapped
+    for the identity they are in eval mode (``_dropout_as_identity``; put back after): do
+    not run the model in another thread meanwhile.
     """
     model.eval()
     num_classes = _num_classes(model)

@@ -14,6 +14,7 @@ matrix products do not save (``paddle.matmul`` rejects the graph's variables), s
 Both stay fp32 inside the int8 graph (``precision.INT8_CPU_OPS`` quantizes convs and pools).
 Timings and the crossover: docs/performance.md#int8-on-cpu.
 """
+import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
@@ -22,7 +23,9 @@ from paddle_fcn.upsample import BilinearUpsample
 __all__ = ["FULL_MAX_CLASSES", "InterpolatedUpsample", "int8_form"]
 
 # Upsamplers of up to this many classes stay a full C x C transposed conv; wider ones are
-# interpolated (the two were even at 40 to 60: docs/performance.md#int8-on-cpu).
+# interpolated. Measured on an AMX Xeon (docs/performance.md#many-classes-and-the-upsamplers):
+# the full form is faster up to 32 classes, the x8 forms are even from 40 to 60, and the x32
+# interpolation is 26-28 % faster at 40 and 60; not measured on other CPUs.
 FULL_MAX_CLASSES = 40
 
 
@@ -44,14 +47,16 @@ class InterpolatedUpsample(nn.Layer):
 
     Why it is equal: the transposed conv's output pixel o (along an axis) weighs input pixel
     i by ``1 - |c(o) - i|`` (0 from one pixel away), ``c(o) = (o + leading - centre) / f``
-    with ``upsample_filt``'s centre (``upsample.bilinear_kernel``), and sees zeros beyond the map: it
-    is the linear interpolation at ``c(o)`` of the map extended by zeros. Padded with one
+    with ``upsample_filt``'s centre (``upsample.bilinear_kernel``), and sees zeros beyond the
+    map: it is the linear interpolation at ``c(o)`` of the map extended by zeros. Padded with one
     zero pixel on each side, the map holds every ``c(o) + 1`` in its range ``[0, h + 1]``,
     so interpolating it clamps nothing. Paddle's ``bilinear_interp_v2`` to ``(h + 2) f``
     samples its output o' at ``(o' + 0.5) / f - 0.5`` (``align_mode=0``) or ``o' / f``
     (``align_mode=1``): an even kernel (centre ``f - 1/2``) is the first at
     ``o' = o + leading + f / 2``, an odd one (centre ``f - 1``) the second at
-    ``o' = o + leading + 1``. The interpolated map is up to ``(1 + 2 / h)^2`` times the
+    ``o' = o + leading + 1``. The int8 graph runs Paddle's native interpolation kernel: its
+    oneDNN one ignores ``align_mode`` (tests/test_inference_int8_upsample.py runs the saved
+    graph as the int8 Predictor does). The interpolated map is up to ``(1 + 2 / h)^2`` times the
     output's area: for FCN-32s at 512 x 512 (h = 16) 27 % more, still cheaper than C x C.
     """
 
@@ -62,10 +67,8 @@ class InterpolatedUpsample(nn.Layer):
                              f"{up!r}")
         self.channels, self.factor, self.learnable = up.channels, up.factor, False
         self.kernel_size, self.stride, self.padding = up.kernel_size, up.stride, up.padding
+        # upsample_geometry's kernels: 2f taps (even, f even) or 2f - 1 (odd)
         leading, even = up.padding[0], up.kernel_size % 2 == 0
-        if even and self.factor % 2:  # _hat: an even kernel has 2f taps, so f is even
-            raise ValueError(f"InterpolatedUpsample: even kernel {up.kernel_size} with "
-                             f"odd factor {self.factor}")
         self.align_mode = 0 if even else 1
         self.shift = leading + (self.factor // 2 if even else 1)
 
@@ -74,6 +77,8 @@ class InterpolatedUpsample(nn.Layer):
         return BilinearUpsample.output_length(self, length)  # reads the same three attributes
 
     def forward(self, x, window=None):
+        if paddle.in_dynamic_mode():  # sizes are ints here; a slice would clamp silently
+            BilinearUpsample._check_input(self, x, window)  # reads the same attributes
         if window is None:
             window = (0, self.output_length(x.shape[2]), self.output_length(x.shape[3]))
         o, height, width = window

@@ -199,7 +199,7 @@ class _Convs(paddle.nn.Layer):
 REWRITE = """
 import json, sys
 import numpy as np, paddle
-from paddle_fcn.inference.int8_cpu import _bias_adds_on_channels
+from paddle_fcn.inference.int8_program import bias_adds_on_channels
 from test_inference_int8_cpu import _Convs
 paddle.seed(0)
 model, folder = _Convs(), sys.argv[1]
@@ -218,7 +218,7 @@ def run():
     return out, [op.attr("axis") for op in ops if op.type == "elementwise_add"], \\
         [op.type for op in ops].count("reshape2")
 before = run()
-_bias_adds_on_channels(folder, exe)
+bias_adds_on_channels(folder, exe)
 after = run()
 print(json.dumps({"diff": float(np.abs(after[0] - before[0]).max()), "before": before[1:],
                   "after": after[1:]}))
@@ -226,8 +226,9 @@ print(json.dumps({"diff": float(np.abs(after[0] - before[0]).max()), "before": b
 
 
 def test_bias_rewrite_keeps_the_function_for_each_conv_layout(tmp_path):
-    """``_bias_adds_on_channels`` under the legacy IR (a child, as at export): the NCHW convs'
-    adds take the 1-D bias on axis 1, the channels-last one keeps its own, same output."""
+    """``int8_program.bias_adds_on_channels`` under the legacy IR (a child, as at export): the
+    NCHW convs' adds take the 1-D bias on axis 1, the channels-last one keeps its own, same
+    output."""
     tests = os.path.dirname(os.path.abspath(__file__))
     path = [tests] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     env = dict(os.environ, FLAGS_enable_pir_api="0", PYTHONPATH=os.pathsep.join(path))
@@ -238,6 +239,44 @@ def test_bias_rewrite_keeps_the_function_for_each_conv_layout(tmp_path):
     assert result["before"] == [[-1, -1, -1, -1], 4]
     assert result["after"] == [[1, 1, 1, -1], 1]
     assert result["diff"] <= 1e-5
+
+
+GRID = """
+import json, sys
+import numpy as np, paddle
+paddle.enable_static()
+exe = paddle.static.Executor(paddle.CPUPlace())
+program, _, _ = paddle.static.load_inference_model(sys.argv[1] + "/int8/model", exe)
+scope, ops = paddle.static.global_scope(), program.global_block().ops
+producer = {name: op for op in ops for name in op.output_arg_names}
+found = []
+for op in ops:
+    if op.type == "fake_channel_wise_dequantize_max_abs":
+        conv = producer[op.input("X")[0]]
+        w = np.array(scope.find_var(conv.input("Filter")[0]).get_tensor())
+        s = np.array(scope.find_var(op.input("Scales")[0]).get_tensor()).reshape(-1, 1, 1, 1)
+        q = w * 127 / s
+        found.append([bool(np.array_equal(w, np.round(w))),
+                      float(np.abs(q - np.round(q)).max()), float(np.abs(q).max())])
+print(json.dumps(found))
+"""
+
+
+def test_int8_weights_are_stored_dequantized(tmp_path):
+    """PTQ saves integer weights that Paddle Inference dequantizes at every Predictor start,
+    15 s for VGG16 (``int8_program.weights_in_fp32``): the export stores them as the fp32
+    values on the quantization grid, ``q * s / 127`` with integer ``|q| <= 127``."""
+    model = _with_statistics(build_model("fcn8s_vgg16", 5, width=4))
+    images = [np.random.default_rng(5).standard_normal((1, 3, 40, 48)).astype("float32")]
+    out = str(tmp_path / "int8")
+    export_model(model, out, "none", precision="int8", device="cpu", calibration=images)
+    env = dict(os.environ, FLAGS_enable_pir_api="0")
+    done = subprocess.run([sys.executable, "-c", GRID, out], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(found) == 18
+    assert all(not integral and off < 1e-3 and top <= 127 + 1e-3 for integral, off, top in found)
 
 
 def test_channels_last_model_int8_is_a_clear_error(tmp_path):

@@ -4,7 +4,7 @@ Paddle 3.3's PIR pipeline has no oneDNN int8 passes; its legacy-IR pipeline has 
 (``quant_dequant_onednn_pass``, ``cpu_quantize_pass``, ...), for a legacy ``.pdmodel``
 quantized by ``paddle.static.quantization.PostTrainingQuantization`` (PaddleSlim's
 ``quant_post_static`` wraps the same class, so it is not needed). Getting there takes five
-things, each measured (docs/performance.md#int8-on-cpu):
+things, each measured (docs/performance.md#int8-on-cpu), and one more for the start-up:
 
 * ``FLAGS_enable_pir_api=0`` before ``paddle`` is imported (it cannot be switched in a running
   process), so ``quantize_for_cpu`` runs the export in a child process (``main`` below);
@@ -17,9 +17,11 @@ things, each measured (docs/performance.md#int8-on-cpu):
   the model pads with, then crops the output back: the same computation;
 * BatchNorm folded into the convs (``int8_source``): left in, oneDNN fuses conv + BatchNorm
   after the calibrated scales were attached, and leaves those convs in fp32;
-* each conv's bias added on the channel axis (``_bias_adds_on_channels``, in the child), the
-  form oneDNN fuses: then a conv reads and writes int8, with its bias, ReLU and
-  requantization inside, instead of writing fp32 for three more passes over its output.
+* each conv's bias added on the channel axis (``int8_program.bias_adds_on_channels``, in the
+  child), the form oneDNN fuses: then a conv reads and writes int8, with its bias, ReLU and
+  requantization inside, instead of writing fp32 for three more passes over its output;
+* the saved weights dequantized in the child (``int8_program.weights_in_fp32``): Paddle's
+  own pass does it at every Predictor start, 15 s for VGG16.
 
 The export folder gets ``int8/model.pdmodel`` and ``int8/model.pdiparams`` beside the fp32
 graph (``Predictor(..., precision="fp32")`` still runs that), and deploy.yml an ``int8_cpu``
@@ -29,7 +31,6 @@ calibration images with ``ALGO``) and run in int8 with the max pools
 The child unpickles the model, so its classes must be importable (not defined in
 ``__main__``).
 """
-import collections
 import math
 import os
 import pickle
@@ -229,45 +230,6 @@ def _run_child(work, out, algo):
     return f"exit {code}; the end of its log:\n  " + "\n  ".join(tail)
 
 
-def _bias_adds_on_channels(model_dir, executor):
-    """Rewrite the legacy program in ``model_dir`` (static mode) so oneDNN can fuse each conv
-    with its bias: Paddle 3.3's legacy ``nn.Conv2D`` adds the bias as ``reshape2(bias)`` to
-    ``1 x C x 1 x 1`` plus ``elementwise_add(axis=-1)``, and its own
-    ``conv_bias_onednn_fuse_pass`` takes only the 1-D bias with ``axis=1`` ("Check the
-    Attr(axis) of Op(elementwise_add) ... failed"). Each such add of an NCHW conv gets the
-    1-D bias and ``axis=1`` (the same sum; a channels-last conv's ``1 x 1 x 1 x C`` bias is
-    left as it is); reshapes nothing else reads are dropped."""
-    import paddle
-
-    program, feeds, fetches = paddle.static.load_inference_model(
-        os.path.join(model_dir, PREFIX), executor)
-    block = program.global_block()
-    producer = {name: op for op in block.ops for name in op.output_arg_names}
-    reads = collections.Counter(name for op in block.ops for name in op.input_arg_names)
-    dropped = set()
-    for op in block.ops:
-        if op.type != "elementwise_add" or op.attr("axis") != -1:
-            continue
-        reshape, conv = producer.get(op.input("Y")[0]), producer.get(op.input("X")[0])
-        if reshape is None or reshape.type != "reshape2" or conv is None \
-                or conv.type not in ("conv2d", "depthwise_conv2d"):
-            continue
-        bias = block.var(reshape.input("X")[0])
-        if bias.persistable and len(bias.shape) == 1 and \
-                list(reshape.attr("shape")) == [1, bias.shape[0], 1, 1] and \
-                conv.attr("data_format") in ("NCHW", "AnyLayout"):
-            op._rename_input(op.input("Y")[0], bias.name)
-            op._set_attr("axis", 1)
-            if reads[reshape.output("Out")[0]] == 1:
-                dropped.add(id(reshape))
-    for index in reversed(range(len(block.ops))):
-        if id(block.ops[index]) in dropped:
-            block._remove_op(index)
-    paddle.static.save_inference_model(
-        os.path.join(model_dir, PREFIX), [block.var(name) for name in feeds], fetches,
-        executor, program=program)
-
-
 def main(work, out, algo):
     """The child: save the model of ``work/job.pkl`` as a legacy ``.pdmodel`` (dynamic N, H,
     W), quantize it on the job's calibration images with ``algo``, write
@@ -276,6 +238,8 @@ def main(work, out, algo):
     import paddle
     from paddle.static.quantization import PostTrainingQuantization
 
+    from paddle_fcn.inference.int8_program import bias_adds_on_channels, weights_in_fp32
+
     with open(os.path.join(work, "job.pkl"), "rb") as f:
         source, calibration, multiple = pickle.load(f)
     fp32 = os.path.join(work, "fp32")
@@ -283,7 +247,7 @@ def main(work, out, algo):
     paddle.jit.save(source, os.path.join(fp32, PREFIX), input_spec=spec)
     paddle.enable_static()
     executor = paddle.static.Executor(paddle.CPUPlace())
-    _bias_adds_on_channels(fp32, executor)
+    bias_adds_on_channels(fp32, executor)
     ptq = PostTrainingQuantization(
         executor=executor, model_dir=fp32,
         model_filename=PREFIX + ".pdmodel", params_filename=PREFIX + ".pdiparams",
@@ -293,6 +257,7 @@ def main(work, out, algo):
     ptq.quantize()
     ptq.save_quantized_model(out, model_filename=PREFIX + ".pdmodel",
                              params_filename=PREFIX + ".pdiparams")
+    weights_in_fp32(out, executor)
 
 
 if __name__ == "__main__":

@@ -81,8 +81,8 @@ def weights_in_fp32(model_dir, executor):
     producer = {name: op for op in block.ops for name in op.output_arg_names}
     for op in block.ops:
         conv = producer.get(op.input("X")[0]) if op.type == DEQUANTIZE else None
-        if conv is None or conv.type not in CONVS:
-            continue
+        if conv is None or conv.type not in CONVS or op.attr("quant_axis") != 0:
+            continue  # scales per output channel (axis 0) only, as PTQ gives convs
         tensor = scope.find_var(conv.input("Filter")[0]).get_tensor()
         weight = np.array(tensor)
         if not np.array_equal(weight, np.round(weight)):  # already fp32

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import paddle
+import paddle.nn.functional as F
 import pytest
 
 from paddle_fcn.errors import ExportError, PrecisionError
@@ -241,42 +242,74 @@ def test_bias_rewrite_keeps_the_function_for_each_conv_layout(tmp_path):
     assert result["diff"] <= 1e-5
 
 
-GRID = """
-import json, sys
+class _Shared(paddle.nn.Layer):
+    """A conv applied twice (one weight, two quantized convs) and a 1 x 1 identity conv, whose
+    dequantized weights are whole numbers (0 and 1)."""
+
+    def __init__(self):
+        super().__init__()
+        self.num_classes, self.normalization = 4, dict(IMAGENET)
+        self.stem = paddle.nn.Conv2D(3, 4, 3, padding=1)
+        self.shared = paddle.nn.Conv2D(4, 4, 3, padding=1)
+        self.identity = paddle.nn.Conv2D(4, 4, 1, bias_attr=False)
+        self.identity.weight.set_value(np.eye(4, dtype="float32").reshape(4, 4, 1, 1))
+
+    def forward(self, x):
+        y = F.relu(self.identity(F.relu(self.stem(x))))
+        return self.shared(F.relu(self.shared(y)))
+
+
+INTEGERS = """
+import json, shutil, sys
 import numpy as np, paddle
 paddle.enable_static()
 exe = paddle.static.Executor(paddle.CPUPlace())
-program, _, _ = paddle.static.load_inference_model(sys.argv[1] + "/int8/model", exe)
-scope, ops = paddle.static.global_scope(), program.global_block().ops
-producer = {name: op for op in ops for name in op.output_arg_names}
-found = []
-for op in ops:
+src, dst = sys.argv[1], sys.argv[2]
+shutil.copytree(src, dst)
+program, feeds, fetches = paddle.static.load_inference_model(dst + "/int8/model", exe)
+scope, block = paddle.static.global_scope(), program.global_block()
+producer = {name: op for op in block.ops for name in op.output_arg_names}
+kinds, done = [], set()
+for op in block.ops:
     if op.type == "fake_channel_wise_dequantize_max_abs":
-        conv = producer[op.input("X")[0]]
-        w = np.array(scope.find_var(conv.input("Filter")[0]).get_tensor())
+        name = producer[op.input("X")[0]].input("Filter")[0]
+        tensor = scope.find_var(name).get_tensor()
+        w = np.array(tensor)
         s = np.array(scope.find_var(op.input("Scales")[0]).get_tensor()).reshape(-1, 1, 1, 1)
-        q = w * 127 / s
-        found.append([bool(np.array_equal(w, np.round(w))),
-                      float(np.abs(q - np.round(q)).max()), float(np.abs(q).max())])
-print(json.dumps(found))
+        integral = bool(np.array_equal(w, np.round(w)))
+        kinds.append("shared" if name in done else "integers" if integral else "fp32")
+        if not integral:  # back to what PTQ saved: q = round(w * 127 / s)
+            tensor.set(np.round(w * 127 / s).astype("float32"), paddle.CPUPlace())
+        done.add(name)
+paddle.static.save_inference_model(dst + "/int8/model", [block.var(n) for n in feeds],
+                                   fetches, exe, program=program)
+print(json.dumps(kinds))
 """
 
 
-def test_int8_weights_are_stored_dequantized(tmp_path):
+@pytest.mark.parametrize("name", ["vgg", "shared"])
+def test_int8_weights_are_stored_as_the_predictor_dequantizes_them(name, tmp_path):
     """PTQ saves integer weights that Paddle Inference dequantizes at every Predictor start,
-    15 s for VGG16 (``int8_program.weights_in_fp32``): the export stores them as the fp32
-    values on the quantization grid, ``q * s / 127`` with integer ``|q| <= 127``."""
-    model = _with_statistics(build_model("fcn8s_vgg16", 5, width=4))
-    images = [np.random.default_rng(5).standard_normal((1, 3, 40, 48)).astype("float32")]
-    out = str(tmp_path / "int8")
+    15 s for VGG16; the export stores them dequantized (``int8_program.weights_in_fp32``) in
+    Paddle's own arithmetic: its int8 Predictor gives bit for bit the output of the same
+    graph with PTQ's integers put back. A shared weight is converted once, and one whose
+    dequantized values are whole numbers (an identity conv) is left to Paddle."""
+    model = _with_statistics(build_model("fcn8s_vgg16", 5, width=4)) if name == "vgg" \
+        else _Shared()
+    model.eval()
+    rng = np.random.default_rng(5)
+    images = [rng.standard_normal((1, 3, 40, 48)).astype("float32") for _ in range(2)]
+    out, raw = str(tmp_path / "int8"), str(tmp_path / "raw")
     export_model(model, out, "none", precision="int8", device="cpu", calibration=images)
     env = dict(os.environ, FLAGS_enable_pir_api="0")
-    done = subprocess.run([sys.executable, "-c", GRID, out], env=env, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", INTEGERS, out, raw], env=env,
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    found = json.loads(done.stdout.strip().splitlines()[-1])
-    assert len(found) == 18
-    assert all(not integral and off < 1e-3 and top <= 127 + 1e-3 for integral, off, top in found)
+    kinds = json.loads(done.stdout.strip().splitlines()[-1])
+    assert kinds == (["fp32"] * 18 if name == "vgg" else ["fp32", "integers", "fp32", "shared"])
+    x = rng.standard_normal((1, 3, 37, 53)).astype("float32")
+    got, want = Predictor(out, "cpu").predict(x), Predictor(raw, "cpu").predict(x)
+    assert np.abs(want).max() > 0 and np.array_equal(got, want)
 
 
 def test_channels_last_model_int8_is_a_clear_error(tmp_path):

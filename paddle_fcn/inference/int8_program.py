@@ -1,5 +1,6 @@
 """Rewrites of the legacy int8 program that the CPU int8 export's child process saves
-(``int8_cpu.main``), each keeping what the program computes (docs/performance.md#int8-on-cpu).
+(``int8_cpu.main``), each keeping what the oneDNN int8 Predictor computes from it
+(docs/performance.md#int8-on-cpu).
 
 Both run in static mode under the legacy IR, on a program folder holding ``PREFIX.pdmodel``
 and ``PREFIX.pdiparams``, which they rewrite in place.
@@ -67,28 +68,38 @@ def bias_adds_on_channels(model_dir, executor):
 
 
 def weights_in_fp32(model_dir, executor):
-    """Store each quantized conv's weights as the fp32 values they stand for. Paddle's PTQ
-    saves them as integers, ``q``, and a ``fake_channel_wise_dequantize_max_abs`` op after
-    the conv with the per-output-channel scales ``s``; Paddle Inference's
-    ``quant_dequant_onednn_pass`` turns them into ``q * s / 127`` at every Predictor start,
-    through two element-by-element transposes: 15 s for VGG16's 134 M weights. Done here
-    once, in numpy: the pass then finds float weights, leaves them, and removes the
-    dequantize ops as before; the Predictor's output is the same bit for bit."""
+    """Store each quantized conv's weights as the fp32 values Paddle Inference would make of
+    them. Paddle's PTQ saves them as integers ``q`` with a
+    ``fake_channel_wise_dequantize_max_abs`` op after the conv holding the per-output-channel
+    scales ``s``, and Paddle Inference's ``quant_dequant_onednn_pass`` turns integer-valued
+    weights into ``fl32(q / 127.0) * s`` (float32 product) at every Predictor start, through
+    two element-by-element transposes: 15 s for VGG16's 134 M weights. Done here once, in
+    the same arithmetic, the pass finds float weights, leaves them, and removes the
+    dequantize ops as before: the oneDNN int8 Predictor's output is the same bit for bit
+    (tests/test_inference_int8_cpu.py). A weight whose fp32 values are still all whole
+    numbers stays ``q`` (the pass would scale it again), as does any other quantization
+    layout. The program is then meant for the oneDNN int8 pipeline only: a plain executor
+    would apply the dequantize ops to the already dequantized weights."""
     import paddle
 
     program, feeds, fetches = _load(model_dir, executor)
     block, scope = program.global_block(), paddle.static.global_scope()
     producer = {name: op for op in block.ops for name in op.output_arg_names}
+    done = set()  # a weight shared by several convs is converted once
     for op in block.ops:
         conv = producer.get(op.input("X")[0]) if op.type == DEQUANTIZE else None
-        if conv is None or conv.type not in CONVS or op.attr("quant_axis") != 0:
-            continue  # scales per output channel (axis 0) only, as PTQ gives convs
-        tensor = scope.find_var(conv.input("Filter")[0]).get_tensor()
+        if conv is None or conv.type not in CONVS or op.attr("quant_axis") != 0 \
+                or op.attr("quant_bits")[0] != 8 or conv.input("Filter")[0] in done:
+            continue  # per output channel, 8 bits: what PTQ gives convs, and the pass assumes
+        name = conv.input("Filter")[0]
+        tensor = scope.find_var(name).get_tensor()
         weight = np.array(tensor)
-        if not np.array_equal(weight, np.round(weight)):  # already fp32
-            continue
-        scales = np.array(scope.find_var(op.input("Scales")[0]).get_tensor())
-        levels = 2 ** (op.attr("quant_bits")[0] - 1) - 1  # 127 for 8 bits
-        per_channel = (scales / levels).reshape([-1] + [1] * (weight.ndim - 1))
-        tensor.set((weight * per_channel).astype(np.float32), paddle.CPUPlace())
+        if not np.array_equal(weight, np.round(weight)):
+            continue  # not PTQ's integers: the pass leaves these too
+        scales = np.array(scope.find_var(op.input("Scales")[0]).get_tensor(), np.float32)
+        fp32 = (weight.astype(np.float64) / 127.0).astype(np.float32)
+        fp32 *= scales.reshape([-1] + [1] * (weight.ndim - 1))
+        done.add(name)
+        if not np.array_equal(fp32, np.round(fp32)):
+            tensor.set(fp32, paddle.CPUPlace())
     _save(model_dir, executor, program, feeds, fetches)

@@ -5,6 +5,8 @@ Everything here is seeded; nothing is downloaded.
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -263,3 +265,16 @@ def assert_upsampler_parameters(up, learnable, kernel):
         assert not up.up.weight.stop_gradient
     else:
         assert up.parameters() == [] and up.state_dict() == {}
+
+
+def run_legacy_ir(script, *args):
+    """Run the Python source ``script`` with ``args`` in a child process under Paddle's legacy
+    IR (``FLAGS_enable_pir_api=0``, read when paddle is imported, as in the int8 export's
+    child), with this folder importable; returns the JSON its last output line prints."""
+    tests = os.path.dirname(os.path.abspath(__file__))
+    path = [tests] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = dict(os.environ, FLAGS_enable_pir_api="0", PYTHONPATH=os.pathsep.join(path))
+    done = subprocess.run([sys.executable, "-c", script, *map(str, args)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -1,15 +1,13 @@
 """inference/int8_cpu.py: the graph it quantizes computes the model's function (upsamplers as
 transposed convs, BatchNorms folded, padding left to the predictor), for each geometry; its
 conv biases are in the form oneDNN fuses."""
-import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import paddle
 import paddle.nn.functional as F
 import pytest
+from fixtures import run_legacy_ir
 
 from paddle_fcn.errors import ExportError, PrecisionError
 from paddle_fcn.inference.bundle import read_deploy_info
@@ -230,13 +228,7 @@ def test_bias_rewrite_keeps_the_function_for_each_conv_layout(tmp_path):
     """``int8_program.bias_adds_on_channels`` under the legacy IR (a child, as at export): the
     NCHW convs' adds take the 1-D bias on axis 1, the channels-last one keeps its own, same
     output."""
-    tests = os.path.dirname(os.path.abspath(__file__))
-    path = [tests] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env = dict(os.environ, FLAGS_enable_pir_api="0", PYTHONPATH=os.pathsep.join(path))
-    done = subprocess.run([sys.executable, "-c", REWRITE, str(tmp_path)], env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = run_legacy_ir(REWRITE, tmp_path)
     assert result["before"] == [[-1, -1, -1, -1], 4]
     assert result["after"] == [[1, 1, 1, -1], 1]
     assert result["diff"] <= 1e-5
@@ -301,11 +293,7 @@ def test_int8_weights_are_stored_as_the_predictor_dequantizes_them(name, tmp_pat
     images = [rng.standard_normal((1, 3, 40, 48)).astype("float32") for _ in range(2)]
     out, raw = str(tmp_path / "int8"), str(tmp_path / "raw")
     export_model(model, out, "none", precision="int8", device="cpu", calibration=images)
-    env = dict(os.environ, FLAGS_enable_pir_api="0")
-    done = subprocess.run([sys.executable, "-c", INTEGERS, out, raw], env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    kinds = json.loads(done.stdout.strip().splitlines()[-1])
+    kinds = run_legacy_ir(INTEGERS, out, raw)
     assert kinds == (["fp32"] * 18 if name == "vgg" else ["fp32", "integers", "fp32", "shared"])
     x = rng.standard_normal((1, 3, 37, 53)).astype("float32")
     got, want = Predictor(out, "cpu").predict(x), Predictor(raw, "cpu").predict(x)

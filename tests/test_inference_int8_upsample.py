@@ -4,13 +4,11 @@ on odd sizes: eager, and saved under the legacy IR and run by Paddle Inference w
 as the int8 graph is (a child process). The full transposed-conv form's equality is tested
 in ``test_upsample.py``; whole int8 exports in ``test_inference_int8_cpu.py``."""
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import paddle
 import pytest
+from fixtures import run_legacy_ir
 
 from paddle_fcn.inference.int8_upsample import FULL_MAX_CLASSES, InterpolatedUpsample, int8_form
 from paddle_fcn.upsample import BilinearUpsample
@@ -110,12 +108,6 @@ def test_interpolated_upsampler_in_a_legacy_graph_run_by_onednn(tmp_path):
     sample-aligned forms half a pixel off."""
     geometries = [(8, False, True), (3, False, True), (2, True, True), (8, True, True),
                   (8, False, False), (3, False, False)]
-    tests = os.path.dirname(os.path.abspath(__file__))
-    path = [tests] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env = dict(os.environ, FLAGS_enable_pir_api="0", PYTHONPATH=os.pathsep.join(path))
-    done = subprocess.run([sys.executable, "-c", LEGACY, str(tmp_path), json.dumps(geometries)],
-                          env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    worst = json.loads(done.stdout.strip().splitlines()[-1])
+    worst = run_legacy_ir(LEGACY, tmp_path, json.dumps(geometries))
     assert len(worst) == len(geometries)
     assert all(err <= 3e-5 for err in worst.values()), worst

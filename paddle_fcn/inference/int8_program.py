@@ -92,6 +92,7 @@ def weights_in_fp32(model_dir, executor):
                 or op.attr("quant_bits")[0] != 8 or conv.input("Filter")[0] in done:
             continue  # per output channel, 8 bits: what PTQ gives convs, and the pass assumes
         name = conv.input("Filter")[0]
+        done.add(name)
         tensor = scope.find_var(name).get_tensor()
         weight = np.array(tensor)
         if not np.array_equal(weight, np.round(weight)):
@@ -99,7 +100,6 @@ def weights_in_fp32(model_dir, executor):
         scales = np.array(scope.find_var(op.input("Scales")[0]).get_tensor(), np.float32)
         fp32 = (weight.astype(np.float64) / 127.0).astype(np.float32)
         fp32 *= scales.reshape([-1] + [1] * (weight.ndim - 1))
-        done.add(name)
         if not np.array_equal(fp32, np.round(fp32)):
             tensor.set(fp32, paddle.CPUPlace())
     _save(model_dir, executor, program, feeds, fetches)
